@@ -1,0 +1,50 @@
+"""Device selection: ``auto`` is CUDA, then Apple MPS, then CPU."""
+
+from __future__ import annotations
+
+import torch
+
+from bnorder.errors import ConfigError
+
+__all__ = ["device_name", "resolve_device"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> the best available device; an unavailable one is a ConfigError."""
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps and mps.is_available())
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "device",
+            name,
+            "unavailable device",
+            hint="no CUDA GPU is visible; use --device cpu or auto",
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(
+            "device",
+            name,
+            f"unavailable device (this machine has {torch.cuda.device_count()} GPUs)",
+        )
+    if device.type == "mps" and not has_mps:
+        raise ConfigError(
+            "device",
+            name,
+            "unavailable device",
+            hint="MPS needs Apple silicon; use --device cpu or auto",
+        )
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    """A human-readable name, recorded with every result row."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

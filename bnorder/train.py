@@ -1,0 +1,262 @@
+"""``train_trial``: one training run from a :class:`TrialConfig`, on CPU or GPU, with no Ray and
+no Optuna. Sweeps hook in through ``report``, which receives every epoch's metrics and a way to
+snapshot the full training state (for checkpoints); ``resume`` continues from such a snapshot.
+
+Read top to bottom: setup, data, model, optimiser, the epoch loop, the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bnorder.config import TrialConfig
+from bnorder.data import TrialData, get_dataset, load_dataset, prepare_data
+from bnorder.device import device_name, resolve_device
+from bnorder.models import count_parameters, create_model
+from bnorder.optim import create_optimizer, create_schedule
+from bnorder.probes import measure_probes
+
+__all__ = ["EpochReport", "TrialResult", "build_model", "train_trial"]
+
+Status = Literal["ok", "diverged", "failed"]
+DIVERGENCE_CHECK_EVERY = 20  # steps between finiteness checks: each one syncs the GPU
+EVAL_BATCH = 1024  # eval mode makes results independent of the batch size; bigger is faster
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What ``report`` receives after each epoch."""
+
+    metrics: dict[str, Any]
+    state: Callable[[], dict[str, Any]]  # snapshot of everything needed to resume (lazy)
+
+
+@dataclass
+class TrialResult:
+    """A finished (or diverged) trial: its config, status and one metrics dict per epoch."""
+
+    config: TrialConfig
+    trial_id: str
+    status: Status
+    epochs: list[dict[str, Any]]
+    n_params: int
+    wall_seconds: float
+    device_name: str
+    data_source: str
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # provenance added by sweeps
+
+    def summary(self) -> dict[str, Any]:
+        """Final and best-validation metrics. Model selection uses validation only; the test
+        accuracy at the best-validation epoch is reported, never the best test accuracy."""
+        last = self.epochs[-1] if self.epochs else {}
+        scored = [e for e in self.epochs if not math.isnan(e.get("val_acc", math.nan))]
+        best = max(scored, key=lambda e: e["val_acc"]) if scored else {}
+        return {
+            "epochs_done": len(self.epochs),
+            "final_train_loss": last.get("train_loss", math.nan),
+            "final_train_acc": last.get("train_acc", math.nan),
+            "final_val_acc": last.get("val_acc", math.nan),
+            "final_test_acc": last.get("test_acc", math.nan),
+            "final_test_loss": last.get("test_loss", math.nan),
+            "best_val_acc": best.get("val_acc", math.nan),
+            "best_val_epoch": best.get("epoch"),
+            "test_acc_at_best_val": best.get("test_acc", math.nan),
+        }
+
+
+def build_model(cfg: TrialConfig) -> nn.Module:
+    """The network ``cfg`` describes, initialised from ``cfg.init_seed``; loads no data."""
+    spec = get_dataset(cfg.dataset)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.init_seed)
+        return create_model(
+            cfg.arch,
+            cfg.parsed_ordering,
+            depth=cfg.depth,
+            width=cfg.width,
+            in_shape=spec.in_shape,
+            num_classes=spec.num_classes,
+            params=cfg.layer_params,
+            init=cfg.init,
+        )
+
+
+def _evaluate(model: nn.Module, data: TrialData, split: Any, autocast: Any) -> tuple[float, float]:
+    if split is None:
+        return math.nan, math.nan
+    model.eval()
+    loss = torch.zeros((), device=split.y.device)
+    correct = torch.zeros((), device=split.y.device, dtype=torch.long)
+    with torch.no_grad(), autocast():
+        for x, y in data.eval_batches(split, EVAL_BATCH):
+            out = model(x)
+            loss += F.cross_entropy(out.float(), y, reduction="sum")
+            correct += (out.argmax(1) == y).sum()
+    return loss.item() / len(split), correct.item() / len(split)
+
+
+def train_trial(
+    cfg: TrialConfig,
+    report: Callable[[EpochReport], None] | None = None,
+    *,
+    data_root: str | Path | None = None,
+    resume: dict[str, Any] | None = None,
+    trial_id: str | None = None,
+) -> TrialResult:
+    """Train one network as ``cfg`` says and evaluate it after every epoch.
+
+    Args:
+        cfg: the trial's whole configuration.
+        report: called after each epoch with its metrics and a state snapshot function.
+        data_root: where datasets live; None means ``$BNORDER_DATA_ROOT`` or the user cache.
+        resume: a snapshot from ``EpochReport.state()``; training continues after its epoch and
+            ends exactly where an uninterrupted run would (on CPU, bit for bit).
+        trial_id: the ID for result rows; a fresh one if None.
+
+    Returns:
+        The result with status ``ok``, or ``diverged`` if a loss became NaN or infinite (training
+        stops after that epoch's evaluation; the caller never sees an exception for it).
+
+    Raises:
+        ConfigError: the requested device is not available.
+        DataError: the dataset is missing and cannot be downloaded.
+    """
+    # ---------------------------------------------------------------- setup
+    started = time.perf_counter()
+    device = resolve_device(cfg.device)
+    trial_id = (
+        trial_id
+        or (resume or {}).get("trial_id")
+        or f"{cfg.config_hash[:8]}-{uuid.uuid4().hex[:8]}"
+    )
+    use_bf16 = cfg.precision == "bf16"
+
+    def autocast() -> contextlib.AbstractContextManager:
+        if not use_bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+    # ---------------------------------------------------------------- data
+    raw = load_dataset(cfg.dataset, data_root)
+    data = prepare_data(
+        raw,
+        val_fraction=cfg.val_fraction,
+        split_seed=cfg.split_seed,
+        subset=cfg.subset,
+        test_subset=cfg.test_subset,
+        normalization=cfg.normalization,
+        device=device,
+    )
+    data_gen = torch.Generator().manual_seed(cfg.data_seed)  # batch order and augmentation only
+    probe_x = data.to_float(data.train.x[: cfg.probe_size]) if cfg.probes else None
+    probe_y = data.train.y[: cfg.probe_size] if cfg.probes else None
+
+    # ---------------------------------------------------------------- model and optimiser
+    model = build_model(cfg).to(device)
+    optimizer = create_optimizer(
+        cfg.optimizer,
+        model.parameters(),
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        momentum=cfg.momentum,
+    )
+    steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
+    schedule = create_schedule(cfg.schedule, optimizer, steps_per_epoch * cfg.epochs)
+    history: list[dict[str, Any]] = []
+    first_epoch = 1
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        schedule.load_state_dict(resume["schedule"])
+        data_gen.set_state(resume["data_rng"])
+        history = list(resume["history"])
+        first_epoch = resume["epoch"] + 1
+
+    def snapshot(epoch: int) -> dict[str, Any]:
+        return {
+            "trial_id": trial_id,
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "data_rng": data_gen.get_state(),
+            "history": list(history),
+        }
+
+    # ---------------------------------------------------------------- epochs
+    status: Status = "ok"
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        for step, (x, y) in enumerate(
+            data.train_batches(cfg.batch_size, data_gen, augment=cfg.augment), 1
+        ):
+            with autocast():
+                out = model(x)
+                loss = F.cross_entropy(out.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (out.detach().argmax(1) == y).sum()
+            seen += len(y)
+            if step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+                break
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_seconds = time.perf_counter() - t0
+        train_loss = loss_sum.item() / max(seen, 1)
+        if not math.isfinite(train_loss):
+            status = "diverged"
+
+        t1 = time.perf_counter()
+        val_loss, val_acc = _evaluate(model, data, data.val, autocast)
+        test_loss, test_acc = _evaluate(model, data, data.test, autocast)
+        metrics: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_acc": correct.item() / max(seen, 1),
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "lr_end": optimizer.param_groups[0]["lr"],
+            "train_seconds": train_seconds,
+            "eval_seconds": time.perf_counter() - t1,
+            "images_per_s": seen / train_seconds if train_seconds > 0 else math.nan,
+        }
+        if cfg.probes and status == "ok":
+            metrics.update(measure_probes(model, probe_x, probe_y))
+        history.append(metrics)
+        if report is not None:
+            report(EpochReport(metrics, lambda epoch=epoch: snapshot(epoch)))
+        if status == "diverged":
+            break
+
+    # ---------------------------------------------------------------- result
+    return TrialResult(
+        config=cfg,
+        trial_id=trial_id,
+        status=status,
+        epochs=history,
+        n_params=count_parameters(model),
+        wall_seconds=time.perf_counter() - started,
+        device_name=device_name(device),
+        data_source=raw.source,
+    )
