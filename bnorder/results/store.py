@@ -1,0 +1,171 @@
+"""Writing and reading results: each trial adds one part file to ``<out>/trials.parquet/`` and
+``<out>/epochs.parquet/``, written to a hidden temporary name and renamed into place, so a
+reader never sees half a file and appending never rewrites (or loses) earlier rows.
+``pandas.read_parquet(<out>/trials.parquet)`` reads all parts."""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bnorder.errors import BnorderError, ConfigError
+from bnorder.probes import PROBE_STATS
+from bnorder.results.provenance import provenance
+from bnorder.results.schema import EPOCH_SCHEMA, TRIAL_SCHEMA
+
+if TYPE_CHECKING:
+    from bnorder.train import TrialResult
+
+__all__ = ["Results", "check_writable", "epoch_rows", "load", "trial_row", "write_result"]
+
+TRIALS, EPOCHS = "trials.parquet", "epochs.parquet"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def check_writable(out: str | Path, *, field: str = "out") -> Path:
+    """Fail early (before any training) if results could not be written under ``out``;
+    creates nothing."""
+    out = Path(out).expanduser()
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(
+            field, str(out), "output location is not a directory:", hint=f"{existing} is a file"
+        )
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".bnorder-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(
+            field,
+            str(out),
+            f"output location is not writable ({exc.strerror}):",
+            hint="choose another --out",
+        ) from None
+    return out
+
+
+def trial_row(result: TrialResult) -> dict[str, Any]:
+    """The ``trials.parquet`` row of a result."""
+    cfg = result.config
+    return {
+        **cfg.model_dump(),
+        "trial_id": result.trial_id,
+        "config_hash": cfg.config_hash,
+        "group_hash": cfg.group_hash,
+        "status": result.status,
+        "error": result.error,
+        **result.summary(),
+        "n_params": result.n_params,
+        "wall_seconds": result.wall_seconds,
+        "device_name": result.device_name,
+        "data_source": result.data_source,
+        **provenance(),
+        "finished_at": datetime.now(UTC),
+        **result.extra,
+    }
+
+
+def epoch_rows(result: TrialResult) -> list[dict[str, Any]]:
+    """The ``epochs.parquet`` rows of a result, probe lists with their block means."""
+    rows = []
+    for metrics in result.epochs:
+        row: dict[str, Any] = {"trial_id": result.trial_id, **metrics}
+        for stat in PROBE_STATS:
+            values = row.get(stat)
+            finite = [v for v in values or () if not math.isnan(v)]
+            row[f"{stat}_mean"] = sum(finite) / len(finite) if finite else None
+        rows.append(row)
+    return rows
+
+
+def _write_part(folder: Path, name: str, rows: list[dict[str, Any]], schema: pa.Schema) -> Path:
+    unknown = set().union(*rows) - set(schema.names) if rows else set()
+    if unknown:
+        raise ValueError(
+            f"columns {sorted(unknown)} are not in the declared schema (results/schema.py)"
+        )
+    table = pa.Table.from_pylist(rows, schema=schema)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"part-{name}.parquet"
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=folder)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for sharing
+        with os.fdopen(fd, "wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return final
+
+
+def write_result(out: str | Path, result: TrialResult) -> Path:
+    """Append one trial to the results in ``out`` (epochs first: a trial row means complete)."""
+    out = Path(out).expanduser()
+    try:
+        _write_part(out / EPOCHS, result.trial_id, epoch_rows(result), EPOCH_SCHEMA)
+        return _write_part(out / TRIALS, result.trial_id, [trial_row(result)], TRIAL_SCHEMA)
+    except OSError as exc:
+        raise BnorderError(f"out: cannot write results to {out}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Results:
+    """``trials``: one row per trial; ``epochs``: one row per trial-epoch."""
+
+    trials: pd.DataFrame
+    epochs: pd.DataFrame
+
+    def curves(self) -> pd.DataFrame:
+        """Epoch rows joined with their trial's config columns, ready for a groupby or plot."""
+        keys = ["trial_id", "dataset", "arch", "ordering", "depth", "width", "lr", "seed", "status"]
+        return self.epochs.merge(self.trials[keys], on="trial_id", how="left")
+
+
+def _read(paths: list[Path], schema: pa.Schema) -> pd.DataFrame:
+    frames = [
+        pd.read_parquet(p)
+        for p in paths
+        if p.exists() and (p.is_file() or any(p.glob("*.parquet")))
+    ]
+    if not frames:
+        return schema.empty_table().to_pandas()
+    return pd.concat(frames, ignore_index=True)
+
+
+def load(*paths: str | Path) -> Results:
+    """Load one or more results directories (or glob patterns) into DataFrames.
+
+    Example:
+        >>> res = load("results/quickstart")  # doctest: +SKIP
+        >>> res.trials.groupby(["arch", "ordering"]).final_test_acc.mean()  # doctest: +SKIP
+
+    Raises:
+        BnorderError: no results directory matched.
+    """
+    dirs: list[Path] = []
+    for p in paths:
+        matches = sorted(glob.glob(str(Path(p).expanduser()))) or [str(p)]
+        dirs += [Path(m) for m in matches if (Path(m) / TRIALS).exists()]
+    if not dirs:
+        raise BnorderError(
+            f"no results found at {', '.join(map(str, paths))} (expected {TRIALS} inside)"
+        )
+    return Results(
+        _read([d / TRIALS for d in dirs], TRIAL_SCHEMA),
+        _read([d / EPOCHS for d in dirs], EPOCH_SCHEMA),
+    )
