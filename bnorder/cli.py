@@ -1,0 +1,222 @@
+"""``bnorder`` command line: ``orderings``, ``describe`` and ``train``.
+
+Every user error is one line on stderr naming the field (as its flag), the bad value and the
+valid choices, with exit code 2 and nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from bnorder.errors import BnorderError, ConfigError
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage block), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# Config fields settable from the command line, with their help. Values reach TrialConfig as
+# given, so validation (and its messages) live in one place.
+_MODEL_FLAGS: dict[str, str] = {
+    "dataset": "cifar10 | cifar100 | fashion_mnist | mnist | synthetic (default cifar10)",
+    "arch": "cnn | mlp | mlp_seed | resnet (default cnn)",
+    "ordering": "block ordering, e.g. conv-relu-bn, bn-relu-conv, case2 (`bnorder orderings`)",
+    "depth": "ordered blocks (default 8)",
+    "width": "channels or units per block (default 64)",
+    "lrelu_slope": "LeakyReLU negative slope (default 0.01)",
+    "gn_groups": "GroupNorm groups (default 8)",
+    "init": "default | kaiming",
+}
+_TRAIN_FLAGS: dict[str, str] = {
+    "optimizer": "adam | adamw | sgd (default adam)",
+    "lr": "learning rate (default 1e-3)",
+    "momentum": "SGD momentum (default 0.9)",
+    "weight_decay": "weight decay (default 0)",
+    "batch_size": "batch size (default 128)",
+    "epochs": "epochs (default 10)",
+    "schedule": "constant | cosine",
+    "seed": "replicate seed; init and data-order seeds follow it (default 0)",
+    "init_seed": "weight-init seed (default: --seed)",
+    "data_seed": "data-order seed (default: --seed)",
+    "split_seed": "train/val split seed (default 0)",
+    "subset": "use the first N training examples",
+    "test_subset": "use the first N test examples",
+    "val_fraction": "fraction of training data held out for validation (default 0.1)",
+    "normalization": "dataset (train mean/std) | half (the seed's (x-0.5)/0.5)",
+    "device": "auto | cpu | cuda | cuda:N | mps (default auto)",
+    "precision": "fp32 | bf16",
+    "probe_size": "examples in the probe batch (default 256)",
+}
+_BOOL_FLAGS = {
+    "augment": "random crop + horizontal flip",
+    "probes": "record per-block probe statistics",
+}
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _add_fields(parser: argparse.ArgumentParser, fields: dict[str, str]) -> None:
+    for name, help_text in fields.items():
+        parser.add_argument(
+            _flag(name), dest=name, default=argparse.SUPPRESS, metavar="X", help=help_text
+        )
+
+
+def _config(args: argparse.Namespace, fields: Sequence[str]) -> Any:
+    from bnorder.config import TrialConfig
+
+    given = {k: v for k, v in vars(args).items() if k in fields}
+    try:
+        return TrialConfig(**given)
+    except ConfigError as exc:
+        raise exc.at(_flag(exc.field)) if exc.field in TrialConfig.model_fields else exc from None
+
+
+# ---------------------------------------------------------------- commands
+def _cmd_orderings(args: argparse.Namespace) -> int:
+    from bnorder.layers import ACTIVATIONS, NORMS
+    from bnorder.ordering import ALIASES, EXAMPLES, WEIGHT_OPS
+
+    def names(registry: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+        out: dict[str, tuple[str, str, list[str]]] = {}
+        for key, spec in registry.items():
+            out.setdefault(spec.name, (spec.name, spec.description, []))[2].append(key)
+        return [(n, d, [a for a in al if a != n]) for n, d, al in out.values()]
+
+    print("A block ordering is ops joined by '-': exactly one weight op, at most one norm and one")
+    print("activation, in any order. Ops before the weight op act on the block's input.\n")
+    print(
+        f"weight op:   conv  (a convolution in cnn/resnet, a linear layer in mlp; synonyms: "
+        f"{', '.join(k for k in WEIGHT_OPS if k != 'conv')})"
+    )
+    for title, registry in (("norms", NORMS), ("activations", ACTIVATIONS)):
+        print(f"\n{title}:")
+        for name, desc, aliases in names(registry):
+            extra = f"  (also: {', '.join(aliases)})" if aliases else ""
+            print(f"  {name:<7} {desc}{extra}")
+    print("\naliases:")
+    for alias, target in ALIASES.items():
+        print(f"  {alias:<7} = {target}")
+    print("\nexamples:")
+    for text, desc in EXAMPLES.items():
+        print(f"  {text:<14} {desc}")
+    return 0
+
+
+def _cmd_describe(args: argparse.Namespace) -> int:
+    from bnorder.models import count_parameters
+    from bnorder.train import build_model
+
+    cfg = _config(args, _MODEL_FLAGS)
+    model = build_model(cfg)
+    print(model)
+    print(
+        f"ordering: {cfg.ordering}  arch: {cfg.arch}  depth: {cfg.depth}  width: {cfg.width}"
+        f"  dataset: {cfg.dataset}"
+    )
+    print(f"parameters: {count_parameters(model)}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from bnorder.results import check_writable, write_result
+    from bnorder.train import EpochReport, train_trial
+
+    cfg = _config(args, {**_MODEL_FLAGS, **_TRAIN_FLAGS, **_BOOL_FLAGS})
+    out = check_writable(args.out, field="--out")
+    tag = f"{cfg.dataset} {cfg.arch} {cfg.ordering} d{cfg.depth} w{cfg.width} seed {cfg.seed}"
+    print(f"training {tag}: lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epochs", flush=True)
+
+    def progress(ep: EpochReport) -> None:
+        m = ep.metrics
+        print(
+            f"epoch {m['epoch']:>3}/{cfg.epochs}  train loss {m['train_loss']:.4f}"
+            f" acc {m['train_acc']:.4f}"
+            f"  val acc {m['val_acc']:.4f}  test acc {m['test_acc']:.4f}"
+            f"  {m['train_seconds']:.1f}s  {m['images_per_s']:,.0f} img/s",
+            flush=True,
+        )
+
+    result = train_trial(cfg, progress, data_root=args.data_root)
+    path = write_result(out, result)
+    s = result.summary()
+    print(
+        f"trial {result.trial_id}: {result.status}  params {result.n_params:,}  final test acc "
+        f"{s['final_test_acc']:.4f}  best val acc {s['best_val_acc']:.4f}"
+        f" (epoch {s['best_val_epoch']})  test acc at best val {s['test_acc_at_best_val']:.4f}"
+        f"  {result.wall_seconds:.1f}s on {result.device_name}"
+    )
+    print(f"results: {path.parent.parent} (trials.parquet, epochs.parquet)")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from bnorder import __version__
+
+    parser = _Parser(
+        prog="bnorder", description="Where should BatchNorm go? Train and compare block orderings."
+    )
+    parser.add_argument("--version", action="version", version=f"bnorder {__version__}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+
+    p = sub.add_parser("orderings", help="list ops, aliases and example orderings")
+    p.set_defaults(func=_cmd_orderings)
+
+    p = sub.add_parser(
+        "describe", help="print a network and its parameter count (no data, no training)"
+    )
+    _add_fields(p, _MODEL_FLAGS)
+    p.set_defaults(func=_cmd_describe)
+
+    p = sub.add_parser("train", help="train one trial and append its results as Parquet")
+    _add_fields(p, {**_MODEL_FLAGS, **_TRAIN_FLAGS})
+    for name, help_text in _BOOL_FLAGS.items():
+        p.add_argument(
+            _flag(name), dest=name, action="store_true", default=argparse.SUPPRESS, help=help_text
+        )
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="where datasets live (default: $BNORDER_DATA_ROOT, else ~/.cache/bnorder/data)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/train"),
+        help="results directory (default results/train)",
+    )
+    p.set_defaults(func=_cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BnorderError as exc:
+        print(f"bnorder {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"bnorder {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
