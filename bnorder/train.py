@@ -8,6 +8,7 @@ Read top to bottom: setup, data, model, optimiser, the epoch loop, the result.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 import uuid
@@ -185,15 +186,18 @@ def train_trial(
         first_epoch = resume["epoch"] + 1
 
     def snapshot(epoch: int) -> dict[str, Any]:
-        return {
-            "trial_id": trial_id,
-            "epoch": epoch,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(),
-            "data_rng": data_gen.get_state(),
-            "history": list(history),
-        }
+        # a deep copy: the live tensors keep changing as training goes on
+        return copy.deepcopy(
+            {
+                "trial_id": trial_id,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "data_rng": data_gen.get_state(),
+                "history": list(history),
+            }
+        )
 
     # ---------------------------------------------------------------- epochs
     status: Status = "ok"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +26,13 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as fh:
             data = bytearray(fh.read())  # writable, so torch.from_numpy needs no copy
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # zlib.error: a corrupt gzip body
         raise DataError(f"cannot read {path}: {exc}") from exc
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number)")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise DataError(f"{path} is truncated or corrupt: {len(data)} bytes, header cut short")
     dims = np.frombuffer(data, dtype=">u4", count=ndim, offset=4).astype(int)
     dtype = np.dtype(_IDX_DTYPES[data[2]])
     expected = 4 + 4 * ndim + int(np.prod(dims)) * dtype.itemsize
@@ -54,11 +57,14 @@ def read_cifar_batches(paths: list[Path], label_key: str) -> tuple[np.ndarray, n
         try:
             with open(path, "rb") as fh:
                 batch = pickle.load(fh, encoding="bytes")
-            data, target = batch[b"data"], batch[label_key.encode()]
-        except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError) as exc:
+            x = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            y = np.asarray(batch[label_key.encode()], dtype=np.int64).reshape(-1)
+        except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
             raise DataError(f"cannot read CIFAR batch {path}: {exc!r}") from exc
-        images.append(np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(target, dtype=np.int64))
+        if len(x) != len(y):
+            raise DataError(f"CIFAR batch {path} is corrupt: {len(x)} images but {len(y)} labels")
+        images.append(x)
+        labels.append(y)
     return np.concatenate(images), np.concatenate(labels)
 
 

@@ -90,13 +90,16 @@ def epoch_rows(result: TrialResult) -> list[dict[str, Any]]:
     return rows
 
 
-def _write_part(folder: Path, name: str, rows: list[dict[str, Any]], schema: pa.Schema) -> Path:
+def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     unknown = set().union(*rows) - set(schema.names) if rows else set()
     if unknown:
         raise ValueError(
             f"columns {sorted(unknown)} are not in the declared schema (results/schema.py)"
         )
-    table = pa.Table.from_pylist(rows, schema=schema)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _write_part(folder: Path, name: str, table: pa.Table) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"part-{name}.parquet"
     fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=folder)
@@ -114,11 +117,14 @@ def _write_part(folder: Path, name: str, rows: list[dict[str, Any]], schema: pa.
 
 
 def write_result(out: str | Path, result: TrialResult) -> Path:
-    """Append one trial to the results in ``out`` (epochs first: a trial row means complete)."""
+    """Append one trial to the results in ``out``. Both tables are built (and checked against
+    the schema) before anything is written; epochs go first, so a trial row means complete."""
     out = Path(out).expanduser()
+    epochs = _table(epoch_rows(result), EPOCH_SCHEMA)
+    trial = _table([trial_row(result)], TRIAL_SCHEMA)
     try:
-        _write_part(out / EPOCHS, result.trial_id, epoch_rows(result), EPOCH_SCHEMA)
-        return _write_part(out / TRIALS, result.trial_id, [trial_row(result)], TRIAL_SCHEMA)
+        _write_part(out / EPOCHS, result.trial_id, epochs)
+        return _write_part(out / TRIALS, result.trial_id, trial)
     except OSError as exc:
         raise BnorderError(f"out: cannot write results to {out}: {exc}") from exc
 
