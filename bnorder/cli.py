@@ -1,4 +1,4 @@
-"""``bnorder`` command line: ``orderings``, ``describe`` and ``train``.
+"""``bnorder`` command line: ``orderings``, ``describe``, ``train`` and ``sweep``.
 
 Every user error is one line on stderr naming the field (as its flag), the bad value and the
 valid choices, with exit code 2 and nothing written.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -163,6 +164,70 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from bnorder.sweep.plan import make_plan
+    from bnorder.sweep.spec import load_sweep
+
+    spec, text = load_sweep(args.file)
+    plan = make_plan(spec, str(args.file))
+    out = args.out or spec.output_dir
+    print_plan(plan, out)
+    if args.dry_run:
+        return 0
+
+    from bnorder.tune.runner import run_sweep, summarise
+
+    started = time.monotonic()
+    outcomes = run_sweep(
+        plan,
+        text,
+        out=out,
+        address=args.address,
+        resume=args.resume,
+        data_root=args.data_root,
+        src=str(args.file),
+    )
+    print(f"sweep {spec.name}: done in {time.monotonic() - started:.0f}s")
+    for o in outcomes:
+        print(f"  phase {o.phase}: {o.trials} trials, {o.errors} failed, {o.seconds:.0f}s")
+    print("\n".join(summarise(out)))
+    print(f"results: {out} (trials.parquet, epochs.parquet, sweep.yaml)")
+    return 0
+
+
+def print_plan(plan: Any, out: Path) -> None:
+    """What a sweep will run: arms, trials per phase, resources (the --dry-run output)."""
+    spec = plan.spec
+    res = spec.resources
+    print(f"sweep {spec.name} ({spec.mode}): {len(plan.arms)} arms")
+    for arm in plan.arms:
+        print(f"  {arm.arm_id}")
+    for phase in plan.phases:
+        n = plan.trial_count(phase)
+        if phase == "grid":
+            axes = "".join(f" × {k} {v}" for k, v in spec.grid.items())
+            how = f"datasets × archs × orderings{axes} × seeds {spec.seed_list}"
+        elif phase == "tune":
+            space = ", ".join(
+                f"{k} {d.model_dump(exclude_none=True)}" for k, d in plan.tune.space.items()
+            )
+            prune = f", pruning {plan.tune.pruning.model_dump()}" if plan.tune.pruning else ""
+            how = f"{plan.tune.trials_per_arm} per arm, maximising {plan.tune.metric}"
+            how += f" over {space}{prune}"
+        else:
+            how = f"each arm's best config × seeds {plan.eval_seeds}"
+        print(f"phase {phase}: {n} trials ({how})")
+    epochs = sorted(
+        {cfg.epochs for _, cfg in plan.grid_trials} or {a.base.epochs for a in plan.arms}
+    )
+    print(f"epochs per trial: {', '.join(map(str, epochs))}")
+    print(
+        f"resources per trial: {res.cpu:g} cpu, {res.gpu:g} gpu; max concurrent: "
+        f"{spec.max_concurrent or 'as resources allow'}; retries: {spec.max_failures}"
+    )
+    print(f"output: {out}   ray storage: {spec.storage or out / 'ray'}")
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from bnorder import __version__
@@ -203,6 +268,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="results directory (default results/train)",
     )
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "sweep", help="run a sweep file on Ray Tune (local, or a cluster with --address)"
+    )
+    p.add_argument("file", type=Path, help="a sweep YAML, e.g. sweeps/quickstart.yaml")
+    p.add_argument(
+        "--out", type=Path, default=None, help="results directory (default: the file's output)"
+    )
+    p.add_argument(
+        "--address", default=None, help="a running Ray cluster, e.g. ray://head:10001 or auto"
+    )
+    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the plan and exit without starting Ray"
+    )
+    p.add_argument("--data-root", default=None, help="where datasets live (default as for train)")
+    p.set_defaults(func=_cmd_sweep)
     return parser
 
 

@@ -196,18 +196,26 @@ class TrialConfig(BaseModel):
 
 
 def _path(loc: tuple[Any, ...], prefix: str) -> str:
+    """``("fixed", "depth")`` -> ``fixed.depth``; a prefix ending in ':' (a file) is spaced."""
     parts = [f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc]
     text = "".join(parts).lstrip(".")
-    return f"{prefix}.{text}" if prefix and text else prefix or text or "config"
+    if not prefix:
+        return text or "config"
+    sep = " " if prefix.endswith(":") else "."
+    return f"{prefix}{sep}{text}" if text else prefix.rstrip(":")
 
 
 def config_error_from(exc: ValidationError, prefix: str = "") -> ConfigError:
     """The first error of a pydantic ValidationError as one-line ConfigError."""
     err = exc.errors()[0]
+    loc = tuple(err["loc"])
     inner = (err.get("ctx") or {}).get("error")
     if isinstance(inner, ConfigError):
-        return inner.at(_path((inner.field,), prefix)) if prefix else inner
-    loc = tuple(err["loc"])
+        if not prefix:
+            return inner
+        if not loc or loc[-1] != inner.field:  # a nested model's own field: keep it in the path
+            loc = (*loc, inner.field)
+        return inner.at(_path(loc, prefix))
     if err["type"] == "extra_forbidden":
         return ConfigError(
             _path(loc[:-1], prefix), loc[-1], "unknown key", choices=tuple(TrialConfig.model_fields)

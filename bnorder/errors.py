@@ -74,6 +74,13 @@ class ConfigError(BnorderError, ValueError):
             text += f"; {self.hint}"
         return text
 
+    def __reduce__(self) -> tuple:
+        # picklable and copyable (Ray ships a trial's exception back to the driver)
+        return (
+            _config_error,
+            (self.field, self.value, self.problem, self.choices, self.hint, self.aliases),
+        )
+
     def at(self, field: str) -> ConfigError:
         """The same error re-labelled with another field name (e.g. a CLI flag or a YAML path)."""
         return ConfigError(
@@ -84,6 +91,10 @@ class ConfigError(BnorderError, ValueError):
             hint=self.hint,
             aliases=self.aliases,
         )
+
+
+def _config_error(field, value, problem, choices, hint, aliases) -> ConfigError:
+    return ConfigError(field, value, problem, choices=choices, hint=hint, aliases=aliases)
 
 
 class DataError(BnorderError):

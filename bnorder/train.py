@@ -32,7 +32,9 @@ __all__ = ["EpochReport", "TrialResult", "build_model", "train_trial"]
 
 Status = Literal["ok", "diverged", "failed"]
 DIVERGENCE_CHECK_EVERY = 20  # steps between finiteness checks: each one syncs the GPU
-EVAL_BATCH = 1024  # eval mode makes results independent of the batch size; bigger is faster
+# Eval mode makes results independent of the eval batch size: big batches feed a GPU, while on
+# CPU the training batch size stays cache-friendly (1024 was 2x slower than 128 on 1 thread).
+GPU_EVAL_BATCH = 1024
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class EpochReport:
 
     metrics: dict[str, Any]
     state: Callable[[], dict[str, Any]]  # snapshot of everything needed to resume (lazy)
+    info: dict[str, Any]  # trial_id, status, n_params, device_name, data_source, wall_seconds
 
 
 @dataclass
@@ -94,14 +97,16 @@ def build_model(cfg: TrialConfig) -> nn.Module:
         )
 
 
-def _evaluate(model: nn.Module, data: TrialData, split: Any, autocast: Any) -> tuple[float, float]:
+def _evaluate(
+    model: nn.Module, data: TrialData, split: Any, autocast: Any, batch: int
+) -> tuple[float, float]:
     if split is None:
         return math.nan, math.nan
     model.eval()
     loss = torch.zeros((), device=split.y.device)
     correct = torch.zeros((), device=split.y.device, dtype=torch.long)
     with torch.no_grad(), autocast():
-        for x, y in data.eval_batches(split, EVAL_BATCH):
+        for x, y in data.eval_batches(split, batch):
             out = model(x)
             loss += F.cross_entropy(out.float(), y, reduction="sum")
             correct += (out.argmax(1) == y).sum()
@@ -143,6 +148,7 @@ def train_trial(
         or f"{cfg.config_hash[:8]}-{uuid.uuid4().hex[:8]}"
     )
     use_bf16 = cfg.precision == "bf16"
+    eval_batch = GPU_EVAL_BATCH if device.type == "cuda" else cfg.batch_size
 
     def autocast() -> contextlib.AbstractContextManager:
         if not use_bf16:
@@ -199,6 +205,13 @@ def train_trial(
             }
         )
 
+    static_info = {
+        "trial_id": trial_id,
+        "n_params": count_parameters(model),
+        "device_name": device_name(device),
+        "data_source": raw.source,
+    }
+
     # ---------------------------------------------------------------- epochs
     status: Status = "ok"
     for epoch in range(first_epoch, cfg.epochs + 1):
@@ -230,8 +243,8 @@ def train_trial(
             status = "diverged"
 
         t1 = time.perf_counter()
-        val_loss, val_acc = _evaluate(model, data, data.val, autocast)
-        test_loss, test_acc = _evaluate(model, data, data.test, autocast)
+        val_loss, val_acc = _evaluate(model, data, data.val, autocast, eval_batch)
+        test_loss, test_acc = _evaluate(model, data, data.test, autocast, eval_batch)
         metrics: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -249,7 +262,8 @@ def train_trial(
             metrics.update(measure_probes(model, probe_x, probe_y))
         history.append(metrics)
         if report is not None:
-            report(EpochReport(metrics, lambda epoch=epoch: snapshot(epoch)))
+            info = {**static_info, "status": status, "wall_seconds": time.perf_counter() - started}
+            report(EpochReport(metrics, lambda epoch=epoch: snapshot(epoch), info))
         if status == "diverged":
             break
 
@@ -259,8 +273,8 @@ def train_trial(
         trial_id=trial_id,
         status=status,
         epochs=history,
-        n_params=count_parameters(model),
+        n_params=static_info["n_params"],
         wall_seconds=time.perf_counter() - started,
-        device_name=device_name(device),
+        device_name=static_info["device_name"],
         data_source=raw.source,
     )

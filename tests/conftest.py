@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +49,30 @@ def cli() -> Callable[..., tuple[int, str, str]]:
     """``cli("train", "--depth", "0")`` runs the real ``python -m bnorder`` in a subprocess (with
     this test's environment) and returns (exit code, stdout, stderr)."""
     return _run_cli
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One local Ray for every in-process sweep test (starting Ray costs seconds and ~0.5 GB)."""
+    import ray
+
+    from bnorder.tune.runner import init_ray  # first: it configures Ray before Ray's import
+
+    init_ray(None, num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+def write_sweep(folder: Path, text: str, name: str = "sweep.yaml") -> Path:
+    """Write a sweep YAML (dedented) into ``folder`` and return its path."""
+    import textwrap
+
+    path = folder / name
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+@pytest.fixture
+def sweep_file(tmp_path: Path) -> Callable[..., Path]:
+    """``sweep_file(yaml_text)`` -> the path of that sweep file in this test's tmp folder."""
+    return lambda text, name="sweep.yaml": write_sweep(tmp_path, text, name)

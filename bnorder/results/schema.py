@@ -15,7 +15,7 @@ import pyarrow as pa
 from bnorder.config import TrialConfig
 from bnorder.probes import PROBE_STATS
 
-__all__ = ["EPOCH_SCHEMA", "OUTCOME_COLUMNS", "TRIAL_SCHEMA"]
+__all__ = ["EPOCH_SCHEMA", "OUTCOME_COLUMNS", "SWEEP_COLUMNS", "TRIAL_SCHEMA"]
 
 _ARROW = {int: pa.int64(), float: pa.float64(), str: pa.string(), bool: pa.bool_()}
 
@@ -35,7 +35,7 @@ OUTCOME_COLUMNS = [
     pa.field("trial_id", pa.string()),  # unique per run; joins epochs.parquet
     pa.field("config_hash", pa.string()),  # same experiment cell (config + seeds)
     pa.field("group_hash", pa.string()),  # same point, any seeds: replicates share it
-    pa.field("status", pa.string()),  # ok | diverged | failed
+    pa.field("status", pa.string()),  # ok | diverged | pruned (stopped early) | failed
     pa.field("error", pa.string()),  # the exception text of a failed trial
     pa.field("epochs_done", pa.int64()),
     pa.field("final_train_loss", pa.float64()),
@@ -57,7 +57,21 @@ OUTCOME_COLUMNS = [
     pa.field("finished_at", pa.timestamp("us", tz="UTC")),
 ]
 
-TRIAL_SCHEMA = pa.schema(CONFIG_COLUMNS + OUTCOME_COLUMNS)
+# Filled by sweeps (null for a lone `bnorder train`).
+SWEEP_COLUMNS = [
+    pa.field("sweep", pa.string()),  # the sweep's name
+    pa.field("sweep_hash", pa.string()),  # of the sweep file's text (stored once as sweep.yaml)
+    pa.field("phase", pa.string()),  # grid | tune | evaluate
+    pa.field("arm_id", pa.string()),  # dataset/arch/d<depth>/<ordering>: one contender
+    pa.field("ray_trial_id", pa.string()),
+    pa.field("node_ip", pa.string()),
+    pa.field("cpu_per_trial", pa.float64()),
+    pa.field("gpu_fraction", pa.float64()),  # 0.25: four trials shared one GPU
+    pa.field("study", pa.string()),  # the arm's Optuna study (tune phase)
+    pa.field("optuna_trial", pa.int64()),  # the trial's number in that study
+]
+
+TRIAL_SCHEMA = pa.schema(CONFIG_COLUMNS + OUTCOME_COLUMNS + SWEEP_COLUMNS)
 
 EPOCH_SCHEMA = pa.schema(
     [

@@ -26,7 +26,16 @@ from bnorder.results.schema import EPOCH_SCHEMA, TRIAL_SCHEMA
 if TYPE_CHECKING:
     from bnorder.train import TrialResult
 
-__all__ = ["Results", "check_writable", "epoch_rows", "load", "trial_row", "write_result"]
+__all__ = [
+    "Results",
+    "check_writable",
+    "epoch_rows",
+    "load",
+    "read_epochs",
+    "trial_row",
+    "write_epochs",
+    "write_result",
+]
 
 TRIALS, EPOCHS = "trials.parquet", "epochs.parquet"
 _UMASK = os.umask(0)
@@ -79,9 +88,13 @@ def trial_row(result: TrialResult) -> dict[str, Any]:
 
 def epoch_rows(result: TrialResult) -> list[dict[str, Any]]:
     """The ``epochs.parquet`` rows of a result, probe lists with their block means."""
+    return epoch_rows_of(result.trial_id, result.epochs)
+
+
+def epoch_rows_of(trial_id: str, epochs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
-    for metrics in result.epochs:
-        row: dict[str, Any] = {"trial_id": result.trial_id, **metrics}
+    for metrics in epochs:
+        row: dict[str, Any] = {"trial_id": trial_id, **metrics}
         for stat in PROBE_STATS:
             values = row.get(stat)
             finite = [v for v in values or () if not math.isnan(v)]
@@ -118,7 +131,8 @@ def _write_part(folder: Path, name: str, table: pa.Table) -> Path:
 
 def write_result(out: str | Path, result: TrialResult) -> Path:
     """Append one trial to the results in ``out``. Both tables are built (and checked against
-    the schema) before anything is written; epochs go first, so a trial row means complete."""
+    the schema) before anything is written; epochs go first, so a trial row means complete.
+    Writing the same trial_id again replaces its rows: resumed sweeps never duplicate."""
     out = Path(out).expanduser()
     epochs = _table(epoch_rows(result), EPOCH_SCHEMA)
     trial = _table([trial_row(result)], TRIAL_SCHEMA)
@@ -127,6 +141,26 @@ def write_result(out: str | Path, result: TrialResult) -> Path:
         return _write_part(out / TRIALS, result.trial_id, trial)
     except OSError as exc:
         raise BnorderError(f"out: cannot write results to {out}: {exc}") from exc
+
+
+def write_epochs(out: str | Path, trial_id: str, epochs: list[dict[str, Any]]) -> None:
+    """Write (replace) the epoch rows of a trial still running, so a crash loses at most its
+    unfinished epoch."""
+    rows = epoch_rows_of(trial_id, epochs)
+    try:
+        _write_part(Path(out).expanduser() / EPOCHS, trial_id, _table(rows, EPOCH_SCHEMA))
+    except OSError as exc:
+        raise BnorderError(f"out: cannot write results to {out}: {exc}") from exc
+
+
+def read_epochs(out: str | Path, trial_id: str) -> list[dict[str, Any]]:
+    """The epoch rows already written for ``trial_id`` (empty if none), as metrics dicts."""
+    part = Path(out).expanduser() / EPOCHS / f"part-{trial_id}.parquet"
+    if not part.exists():
+        return []
+    rows = pq.read_table(part).to_pylist()
+    drop = {"trial_id", *(f"{s}_mean" for s in PROBE_STATS)}
+    return [{k: v for k, v in row.items() if k not in drop and v is not None} for row in rows]
 
 
 @dataclass(frozen=True)

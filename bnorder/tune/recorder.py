@@ -1,0 +1,193 @@
+"""Driver-side Tune callback: writes every trial's rows to Parquet as it goes and prints
+progress (done / running / pending per arm, best so far)."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from bnorder.config import TrialConfig
+from bnorder.results.schema import EPOCH_SCHEMA
+from bnorder.results.store import TRIALS, load, read_epochs, write_epochs, write_result
+from bnorder.train import TrialResult
+from bnorder.tune.trainable import trial_id_for, unwrap
+
+__all__ = ["ArmProgress", "ResultsRecorder"]
+
+_EPOCH_KEYS = tuple(n for n in EPOCH_SCHEMA.names if n != "trial_id")
+
+
+@dataclass
+class ArmProgress:
+    planned: int
+    running: set[str] = field(default_factory=set)
+    done: int = 0
+    failed: int = 0
+    best_val: float = float("nan")
+
+
+class ResultsRecorder(Callback):
+    """Writes ``epochs.parquet`` parts after every reported epoch and the ``trials.parquet`` row
+    when a trial ends (ok, diverged, pruned or failed). Rows are keyed by a trial_id that is
+    stable across retries and resumes, so nothing is ever duplicated."""
+
+    def __init__(
+        self,
+        *,
+        out: Path,
+        sweep: str,
+        sweep_hash: str,
+        phase: str,
+        planned: dict[str, int],
+        print_every_s: float = 30.0,
+    ) -> None:
+        self.out, self.sweep, self.sweep_hash, self.phase = out, sweep, sweep_hash, phase
+        self.arms = {arm: ArmProgress(n) for arm, n in planned.items()}
+        self.epochs: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+        self.print_every_s = print_every_s
+        self._last_print = time.monotonic()
+        self.started = time.monotonic()
+
+    # ---------------------------------------------------------------- Tune hooks
+    def setup(self, **info: Any) -> None:
+        """At every (re)start: a restored experiment brings back a recorder pickled when it
+        began, so counts are re-read from the rows already written."""
+        self.started = self._last_print = time.monotonic()
+        self.epochs.clear()
+        for arm in self.arms.values():
+            arm.running.clear()
+            arm.done, arm.failed, arm.best_val = 0, 0, float("nan")
+        if not (self.out / TRIALS).exists():
+            return
+        rows = load(self.out).trials
+        rows = rows[(rows.sweep == self.sweep) & (rows.phase == self.phase)]
+        for row in rows.itertuples():
+            arm = self.arms.setdefault(row.arm_id, ArmProgress(0))
+            arm.done += 1
+            arm.failed += row.status == "failed"
+            if row.best_val_acc == row.best_val_acc and not arm.best_val >= row.best_val_acc:
+                arm.best_val = row.best_val_acc
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._arm(trial).running.add(trial.trial_id)
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        tid = self._id(trial)
+        if not self.epochs[tid]:  # a resumed driver: earlier epochs are on disk already
+            self.epochs[tid] = {e["epoch"]: e for e in read_epochs(self.out, tid)}
+        metrics = {k: result[k] for k in _EPOCH_KEYS if k in result}
+        self.epochs[tid][int(result["epoch"])] = metrics
+        write_epochs(self.out, tid, [self.epochs[tid][e] for e in sorted(self.epochs[tid])])
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        tid = self._id(trial)
+        if not self.epochs.get(tid) and (self.out / TRIALS / f"part-{tid}.parquet").exists():
+            self._arm(trial).running.discard(trial.trial_id)
+            return  # recorded before a driver restart; the trainable skipped it
+        self._finish(trial, error=None)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        text = trial.get_error() or "unknown error"
+        lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
+        self._finish(trial, error=lines[-1] if lines else "unknown error")
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if time.monotonic() - self._last_print >= self.print_every_s:
+            self.print_table()
+
+    # ---------------------------------------------------------------- rows
+    def _finish(self, trial: Any, error: str | None) -> None:
+        tid = self._id(trial)
+        cfg = TrialConfig(**unwrap(trial.config)["trial"])
+        if not self.epochs.get(tid):
+            self.epochs[tid] = {e["epoch"]: e for e in read_epochs(self.out, tid)}
+        epochs = [self.epochs[tid][e] for e in sorted(self.epochs[tid])]
+        last = trial.last_result or {}
+        status = "failed" if error else last.get("status", "ok")
+        if status == "ok" and len(epochs) < cfg.epochs:
+            status = "pruned"  # stopped early by the scheduler
+        meta = unwrap(trial.config)["meta"]
+        result = TrialResult(
+            config=cfg,
+            trial_id=tid,
+            status=status,
+            epochs=epochs,
+            n_params=last.get("n_params", 0),
+            wall_seconds=last.get("wall_seconds", 0.0),
+            device_name=last.get("device_name", ""),
+            data_source=last.get("data_source", ""),
+            error=error,
+            extra={
+                "sweep": self.sweep,
+                "sweep_hash": self.sweep_hash,
+                "phase": self.phase,
+                "arm_id": meta["arm_id"],
+                "ray_trial_id": trial.trial_id,
+                "node_ip": last.get("node_ip"),
+                "cpu_per_trial": float(meta["cpu"]),
+                "gpu_fraction": float(meta["gpu"]),
+                "study": meta.get("study"),
+                "optuna_trial": meta.get("optuna_trial"),
+            },
+        )
+        write_result(self.out, result)
+        self._progress(trial, result)
+
+    # ---------------------------------------------------------------- progress
+    def _id(self, trial: Any) -> str:
+        return trial_id_for(self.sweep, trial.trial_id)
+
+    def _arm(self, trial: Any) -> ArmProgress:
+        arm = unwrap(trial.config)["meta"]["arm_id"]
+        return self.arms.setdefault(arm, ArmProgress(0))
+
+    def _progress(self, trial: Any, result: TrialResult) -> None:
+        arm = self._arm(trial)
+        arm.running.discard(trial.trial_id)
+        arm.done += 1
+        arm.failed += result.status == "failed"
+        s = result.summary()
+        if s["best_val_acc"] == s["best_val_acc"] and not arm.best_val >= s["best_val_acc"]:
+            arm.best_val = s["best_val_acc"]
+        done = sum(a.done for a in self.arms.values())
+        running = sum(len(a.running) for a in self.arms.values())
+        total = sum(a.planned for a in self.arms.values())
+        detail = (
+            f"error: {result.error}"
+            if result.error
+            else (f"val {s['final_val_acc']:.3f} test {s['final_test_acc']:.3f}")
+        )
+        print(
+            f"[{self.sweep} {self.phase}] {done}/{total} done, {running} running, "
+            f"{total - done - running} pending | {arm_label(trial)} seed {result.config.seed}: "
+            f"{result.status} {detail} ({result.wall_seconds:.0f}s)"
+            f" | arm best val {arm.best_val:.3f}",
+            flush=True,
+        )
+
+    def print_table(self) -> None:
+        self._last_print = time.monotonic()
+        elapsed = time.monotonic() - self.started
+        print(
+            f"[{self.sweep} {self.phase}] {elapsed:.0f}s  arm: done/running/pending  best val",
+            flush=True,
+        )
+        for name, a in self.arms.items():
+            pending = max(0, a.planned - a.done - len(a.running))
+            fails = f"  ({a.failed} failed)" if a.failed else ""
+            print(
+                f"  {name:<48} {a.done:>3}/{len(a.running):>2}/{pending:<3}"
+                f" {a.best_val:.3f}{fails}",
+                flush=True,
+            )
+
+
+def arm_label(trial: Any) -> str:
+    return unwrap(trial.config)["meta"]["arm_id"]

@@ -1,0 +1,79 @@
+"""The Ray Tune function trainable: ``train_trial`` with a checkpoint after every epoch.
+
+A retried or resumed trial restores the last checkpoint (model, optimiser, schedule, data RNG,
+history) and continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bnorder.config import TrialConfig
+from bnorder.results.store import TRIALS
+from bnorder.train import EpochReport, train_trial
+
+__all__ = ["REPORTED_INFO", "run_trial", "trial_id_for", "unwrap"]
+
+STATE_FILE = "state.pt"
+REPORTED_INFO = ("status", "n_params", "device_name", "data_source", "wall_seconds")
+
+
+def trial_id_for(sweep: str, ray_trial_id: str) -> str:
+    """The results ``trial_id`` of a Ray trial: stable across retries and resumes."""
+    return f"{sweep}-{ray_trial_id}"
+
+
+def unwrap(config: dict[str, Any]) -> dict[str, Any]:
+    """Grid phases pass each trial as ``{"point": {...}}`` (one grid_search axis); searchers
+    pass ``{"trial": ..., "meta": ...}`` directly."""
+    return config.get("point", config)
+
+
+def run_trial(config: dict[str, Any]) -> None:
+    """Ray entry point. ``config = {"trial": TrialConfig fields, "meta": sweep bookkeeping}``."""
+    from ray import tune
+
+    config = unwrap(config)
+    meta = config["meta"]
+    cfg = TrialConfig(**config["trial"])
+    trial_id = trial_id_for(meta["sweep"], tune.get_context().get_trial_id())
+    if (Path(meta["out"]) / TRIALS / f"part-{trial_id}.parquet").exists():
+        return  # finished before a driver crash that Ray's experiment state did not see
+    torch.set_num_threads(
+        max(1, int(meta["cpu"]))
+    )  # Ray reserves cpu cores; torch must not use more
+
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            resume = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+
+    def report(ep: EpochReport) -> None:
+        metrics = {**ep.metrics, **{k: ep.info[k] for k in REPORTED_INFO}}
+        with tempfile.TemporaryDirectory(prefix="bnorder-ckpt-") as folder:
+            torch.save(ep.state(), Path(folder) / STATE_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    _inject_fault()
+    train_trial(cfg, report, data_root=meta.get("data_root"), resume=resume, trial_id=trial_id)
+
+
+def _inject_fault() -> None:
+    """Fault injection for tests of retries: ``BNORDER_FAULT=<marker dir>:<n>`` makes the first
+    ``n`` attempts (counted with files in the marker dir) raise a simulated out-of-memory error."""
+    spec = os.environ.get("BNORDER_FAULT")
+    if not spec:
+        return
+    folder, _, count = spec.rpartition(":")
+    marker = Path(folder)
+    marker.mkdir(parents=True, exist_ok=True)
+    attempts = len(list(marker.iterdir()))
+    if attempts < int(count):
+        (marker / f"attempt-{attempts}").touch()
+        raise RuntimeError("CUDA out of memory (simulated by BNORDER_FAULT)")

@@ -1,0 +1,80 @@
+"""The real ``bnorder sweep`` in a subprocess: killed with SIGKILL mid-run (driver and its local
+Ray), then ``--resume`` completes the sweep with every (config, seed) exactly once; a simulated
+out-of-memory error on the first attempt is retried and recovers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bnorder.results import load
+from bnorder.sweep.plan import make_plan
+from bnorder.sweep.spec import load_sweep
+
+SWEEP = """
+name: killme
+mode: grid
+datasets: [synthetic]
+archs: [cnn]
+orderings: [case1, case2, case3]
+fixed: {depth: 1, width: 8, epochs: 4, device: cpu}
+seeds: 2
+max_concurrent: 1
+max_failures: 2
+"""
+
+
+def _sweep(path: Path, out: Path, *extra: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bnorder", "sweep", str(path), "--out", str(out), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group: the kill takes Ray's processes too
+    )
+
+
+def _parts(out: Path) -> int:
+    folder = out / "trials.parquet"
+    return len(list(folder.glob("part-*.parquet"))) if folder.exists() else 0
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume(sweep_file: Callable[..., Path], tmp_path: Path) -> None:
+    path, out = sweep_file(SWEEP), tmp_path / "out"
+    env = {**os.environ, "BNORDER_FAULT": f"{tmp_path / 'fault'}:1"}
+    proc = _sweep(path, out, env=env)
+    deadline = time.monotonic() + 300
+    while _parts(out) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert proc.poll() is None, f"sweep ended before it could be killed:\n{proc.stdout.read()}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = _parts(out)
+    assert 2 <= killed_at < 6
+
+    resumed = _sweep(path, out, "--resume", env=env)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    assert "resuming" in output
+
+    plan = make_plan(load_sweep(path)[0])
+    res = load(out)
+    trials, epochs = res.trials, res.epochs
+    assert len(trials) == plan.trial_count("grid") == 6
+    assert trials.config_hash.is_unique  # each (config, seed) exactly once
+    assert trials.trial_id.is_unique
+    assert set(trials.status) == {"ok"}
+    assert (trials.epochs_done == 4).all()
+    assert len(epochs) == 6 * 4
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    # the simulated OOM hit exactly one attempt, which Ray retried
+    assert len(list((tmp_path / "fault").iterdir())) == 1

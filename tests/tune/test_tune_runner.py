@@ -1,0 +1,138 @@
+"""Sweeps on a real local Ray with real Optuna, on the synthetic dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import torch
+
+from bnorder.errors import ConfigError
+from bnorder.results import load
+from bnorder.sweep.plan import make_plan
+from bnorder.sweep.spec import load_sweep
+from bnorder.tune.runner import OPTUNA_FILE, run_sweep
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+GRID = """
+name: g
+mode: grid
+datasets: [synthetic]
+archs: [cnn, mlp]
+orderings: [case1, case2]
+fixed: {depth: 1, width: 4, epochs: 2, device: cpu, probes: true}
+grid: {lr: [0.01]}
+seeds: 2
+max_concurrent: 2
+"""
+
+TUNED = """
+name: tz
+mode: tuned
+datasets: [synthetic]
+archs: [mlp]
+orderings: [case1, case2]
+fixed: {depth: 1, width: 8, epochs: 3, device: cpu}
+tune:
+  trials_per_arm: 4
+  eval_seeds: 2
+  space:
+    lr: {log_uniform: [0.0001, 0.3]}
+    batch_size: {choice: [64, 256]}
+  pruning: {min_epochs: 1, reduction_factor: 2}
+max_concurrent: 2
+"""
+
+
+def _run(path: Path, out: Path, **kwargs: object) -> tuple[object, pd.DataFrame, pd.DataFrame]:
+    spec, text = load_sweep(path)
+    plan = make_plan(spec, str(path))
+    run_sweep(plan, text, out=out, src=str(path), **kwargs)
+    res = load(out)
+    return plan, res.trials, res.epochs
+
+
+def test_grid_sweep_rows_equal_the_plan(sweep_file: Callable[..., Path], tmp_path: Path) -> None:
+    plan, trials, epochs = _run(sweep_file(GRID), tmp_path / "out")
+    assert len(trials) == plan.trial_count("grid") == 8
+    assert trials.config_hash.is_unique
+    assert set(trials.status) == {"ok"}
+    assert set(trials.phase) == {"grid"}
+    assert trials.groupby("arm_id").size().to_dict() == {a.arm_id: 2 for a in plan.arms}
+    assert len(epochs) == 8 * 2
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert trials.node_ip.notna().all()
+    assert (trials.sweep == "g").all()
+    assert (tmp_path / "out" / "sweep.yaml").read_text() == sweep_file(GRID).read_text()
+    assert epochs.act_dead_frac_mean.notna().all()  # probes went through Ray
+
+
+def test_existing_results_need_resume(sweep_file: Callable[..., Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    path = sweep_file(
+        GRID.replace("seeds: 2", "seeds: 1").replace("archs: [cnn, mlp]", "archs: [mlp]")
+    )
+    _run(path, out)
+    with pytest.raises(
+        ConfigError, match=r"--out: already holds a sweep's results: .*pass --resume"
+    ):
+        _run(path, out)
+    # resuming a finished sweep re-runs nothing and duplicates nothing
+    _, trials, _ = _run(path, out, resume=True)
+    assert len(trials) == 2
+    changed = sweep_file(path.read_text().replace("epochs: 2", "epochs: 3"), "changed.yaml")
+    with pytest.raises(
+        ConfigError, match=r"--resume: the sweep file changed since the sweep started"
+    ):
+        _run(changed, out, resume=True)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_failing_trials_are_retried_then_recorded(
+    sweep_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    text = GRID.replace("device: cpu, ", "").replace("archs: [cnn, mlp]", "archs: [mlp]")
+    text = text.replace("grid: {lr: [0.01]}", "grid: {device: [cpu, cuda]}").replace(
+        "seeds: 2", "seeds: 1"
+    )
+    plan, trials, _ = _run(sweep_file(text + "max_failures: 1\n"), tmp_path / "out")
+    assert len(trials) == plan.trial_count("grid") == 4
+    failed = trials[trials.device == "cuda"]
+    assert set(failed.status) == {"failed"}
+    assert failed.error.str.contains("device").all()
+    assert set(trials[trials.device == "cpu"].status) == {"ok"}
+
+
+def test_tuned_sweep_equal_budgets_validation_selection(
+    sweep_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    plan, trials, _ = _run(sweep_file(TUNED), out)
+    tune_rows = trials[trials.phase == "tune"]
+    evaluate = trials[trials.phase == "evaluate"]
+    # the same number of tuning trials for every arm
+    assert tune_rows.groupby("arm_id").size().to_dict() == {a.arm_id: 4 for a in plan.arms}
+    # the evaluate phase: K fresh seeds per arm
+    assert evaluate.groupby("arm_id").size().to_dict() == {a.arm_id: 2 for a in plan.arms}
+    assert set(evaluate.seed) == set(plan.eval_seeds) == {1, 2}
+    # one persisted study per arm, whose trial states match the rows (stopped early = PRUNED)
+    storage = f"sqlite:///{out / OPTUNA_FILE}"
+    for arm in plan.arms:
+        study = optuna.load_study(study_name=f"tz/{arm.arm_id}", storage=storage)
+        assert len(study.trials) == 4
+        rows = tune_rows[tune_rows.arm_id == arm.arm_id].set_index("optuna_trial")
+        for t in study.trials:
+            status = rows.loc[t.number, "status"]
+            expected = {"ok": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}[status]
+            assert t.state.name == expected, (t.number, status)
+        # selection used validation only: the evaluated config is the best *validation* trial
+        complete = rows[rows.status == "ok"]
+        best = complete.loc[complete.best_val_acc.idxmax()]
+        picked = evaluate[evaluate.arm_id == arm.arm_id]
+        assert set(picked.lr) == {best.lr}
+        assert set(picked.batch_size) == {best.batch_size}
+    assert (tune_rows.status == "pruned").any()  # pruning happened, and was told as such
