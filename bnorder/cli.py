@@ -7,9 +7,11 @@ valid choices, with exit code 2 and nothing written.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,7 +26,22 @@ class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one line (no usage block), exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(
+            EXIT_USAGE,
+            f"{self.prog}: error: {message}{self._suggest(message)} (see {self.prog} --help)\n",
+        )
+
+    def _suggest(self, message: str) -> str:
+        """argparse (before 3.12) does not say which choice or flag was meant."""
+        from bnorder.errors import closest
+
+        if (m := re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)) is not None:
+            guess = closest(m.group(1), re.findall(r"'([^']*)'", m.group(2)))
+        elif (m := re.search(r"unrecognized arguments: (\S+)", message)) is not None:
+            guess = closest(m.group(1), [o for a in self._actions for o in a.option_strings])
+        else:
+            guess = None
+        return f"; did you mean {guess!r}?" if guess else ""
 
 
 # Config fields settable from the command line, with their help. Values reach TrialConfig as
@@ -133,11 +150,18 @@ def _cmd_describe(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from bnorder.data import load_dataset
+    from bnorder.device import resolve_device
     from bnorder.results import check_writable, write_result
     from bnorder.train import EpochReport, train_trial
 
     cfg = _config(args, {**_MODEL_FLAGS, **_TRAIN_FLAGS, **_BOOL_FLAGS})
+    try:
+        resolve_device(cfg.device)
+    except ConfigError as exc:
+        raise exc.at("--device") from None
     out = check_writable(args.out, field="--out")
+    load_dataset(cfg.dataset, args.data_root)  # a missing dataset fails here, before any output
     tag = f"{cfg.dataset} {cfg.arch} {cfg.ordering} d{cfg.depth} w{cfg.width} seed {cfg.seed}"
     print(f"training {tag}: lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epochs", flush=True)
 
@@ -230,12 +254,14 @@ def print_plan(plan: Any, out: Path) -> None:
 
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    from bnorder import __version__
-
+    try:
+        version = metadata.version("bnorder")
+    except metadata.PackageNotFoundError:
+        version = "0+unknown"
     parser = _Parser(
         prog="bnorder", description="Where should BatchNorm go? Train and compare block orderings."
     )
-    parser.add_argument("--version", action="version", version=f"bnorder {__version__}")
+    parser.add_argument("--version", action="version", version=f"bnorder {version}")
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
@@ -285,11 +311,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data-root", default=None, help="where datasets live (default as for train)")
     p.set_defaults(func=_cmd_sweep)
+    parser.subparsers = sub.choices  # type: ignore[attr-defined]
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the subcommand's parser, which knows its own flags
+        parser.subparsers[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except BnorderError as exc:

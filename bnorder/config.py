@@ -123,7 +123,11 @@ class TrialConfig(BaseModel):
     def _device(cls, v: str) -> str:
         if not _DEVICE.match(str(v).strip().lower()):
             raise ConfigError(
-                "device", v, "unknown device", choices=("auto", "cpu", "cuda", "cuda:N", "mps")
+                "device",
+                v,
+                "unknown device",
+                choices=("auto", "cpu", "cuda", "cuda:N", "mps"),
+                aliases={"gpu": "cuda", "nvidia": "cuda", "apple": "mps"},
             )
         return str(v).strip().lower()
 

@@ -39,8 +39,12 @@ def _seed_mlp(act: nn.Module, bn_first: bool) -> nn.Module:
     )
     return nn.Sequential(
         nn.Sequential(*first),
-        nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10),
-    )  # fmt: skip
+        nn.Linear(512, 256),
+        nn.ReLU(),
+        nn.Linear(256, 128),
+        nn.ReLU(),
+        nn.Linear(128, 10),
+    )
 
 
 CIFAR = {"in_shape": (3, 32, 32), "num_classes": 10}

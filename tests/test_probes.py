@@ -68,8 +68,17 @@ def test_probing_leaves_model_state_untouched() -> None:
 @pytest.mark.parametrize("arch", ["resnet", "mlp", "mlp_seed"])
 def test_probes_in_every_arch(arch: str) -> None:
     kw = {} if arch == "mlp_seed" else {"depth": 2, "width": 8}
-    result = train_trial(TrialConfig(dataset="synthetic", arch=arch, ordering="case1", epochs=1,
-                                     device="cpu", probes=True, **kw))  # fmt: skip
+    result = train_trial(
+        TrialConfig(
+            dataset="synthetic",
+            arch=arch,
+            ordering="case1",
+            epochs=1,
+            device="cpu",
+            probes=True,
+            **kw,
+        )
+    )
     stats = result.epochs[0]
     n_blocks = {"resnet": 4, "mlp": 2, "mlp_seed": 1}[arch]
     assert all(len(stats[s]) == n_blocks for s in PROBE_STATS)

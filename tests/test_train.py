@@ -19,8 +19,19 @@ SMALL = {
     "device": "cpu",
     "epochs": 2,
 }
-METRIC_KEYS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-               "lr_end", "train_seconds", "eval_seconds", "images_per_s"}  # fmt: skip
+METRIC_KEYS = {
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "test_loss",
+    "test_acc",
+    "lr_end",
+    "train_seconds",
+    "eval_seconds",
+    "images_per_s",
+}
 
 
 def _curve(result: TrialResult) -> list[tuple[float, ...]]:

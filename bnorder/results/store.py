@@ -59,7 +59,7 @@ def check_writable(out: str | Path, *, field: str = "out") -> Path:
         raise ConfigError(
             field,
             str(out),
-            f"output location is not writable ({exc.strerror}):",
+            f"cannot write results under {existing} ({exc.strerror}):",
             hint="choose another --out",
         ) from None
     return out

@@ -94,9 +94,7 @@ class ResultsRecorder(Callback):
         self._finish(trial, error=None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        text = trial.get_error() or "unknown error"
-        lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
-        self._finish(trial, error=lines[-1] if lines else "unknown error")
+        self._finish(trial, error=last_error(trial))
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if time.monotonic() - self._last_print >= self.print_every_s:
@@ -187,6 +185,15 @@ class ResultsRecorder(Callback):
                 f" {a.best_val:.3f}{fails}",
                 flush=True,
             )
+
+
+def last_error(trial: Any) -> str:
+    """The last line of the trial's last failure (the exception), from Ray's error file."""
+    local = Path(trial.error_file) if trial.error_file else None
+    text = local.read_text() if local is not None and local.exists() else trial.get_error()
+    last = str(text or "").rsplit("Failure # ", 1)[-1]
+    lines = [ln.strip() for ln in last.splitlines() if ln.strip()]
+    return lines[-1] if len(lines) > 1 else "unknown error (Ray recorded no traceback)"
 
 
 def arm_label(trial: Any) -> str:

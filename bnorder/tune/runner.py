@@ -171,10 +171,10 @@ def run_sweep(
 
     from bnorder.data import load_dataset
 
-    prepare_output(out, text, resume=resume, src=src)
     if address is None:
         for dataset in plan.spec.datasets:
             load_dataset(dataset, data_root)  # fail in one line now, not once per trial
+    prepare_output(out, text, resume=resume, src=src)
     init_ray(address)
     spec = plan.spec
     max_concurrent = spec.max_concurrent or 0
