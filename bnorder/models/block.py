@@ -59,6 +59,11 @@ class OrderedBlock(nn.Sequential):
     def act_layer(self) -> nn.Module | None:
         return getattr(self, self.ordering.act) if self.ordering.act else None
 
+    def probe_site(self, name: str, act: nn.Module | None = None) -> ProbeSite:
+        """Where probes look in this block; ``act`` overrides its activation (a ResNet's
+        activation after the addition)."""
+        return ProbeSite(name, self.norm_layer, act or self.act_layer, self)
+
 
 @dataclass(frozen=True)
 class ProbeSite:

@@ -40,6 +40,4 @@ class CNN(nn.Module):
         return self.head(torch.flatten(self.pool(x), 1))
 
     def probe_sites(self) -> list[ProbeSite]:
-        return [
-            ProbeSite(f"block{i}", b.norm_layer, b.act_layer, b) for i, b in enumerate(self.blocks)
-        ]
+        return [block.probe_site(f"block{i}") for i, block in enumerate(self.blocks)]

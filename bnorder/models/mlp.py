@@ -39,9 +39,7 @@ class MLP(nn.Module):
         return self.head(self.blocks(torch.flatten(x, 1)))
 
     def probe_sites(self) -> list[ProbeSite]:
-        return [
-            ProbeSite(f"block{i}", b.norm_layer, b.act_layer, b) for i, b in enumerate(self.blocks)
-        ]
+        return [block.probe_site(f"block{i}") for i, block in enumerate(self.blocks)]
 
 
 class SeedMLP(nn.Module):
@@ -75,4 +73,4 @@ class SeedMLP(nn.Module):
         return self.tail(self.block(torch.flatten(x, 1)))
 
     def probe_sites(self) -> list[ProbeSite]:
-        return [ProbeSite("block0", self.block.norm_layer, self.block.act_layer, self.block)]
+        return [self.block.probe_site("block0")]

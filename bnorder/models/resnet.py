@@ -75,11 +75,6 @@ class ResNet(nn.Module):
         sites = []
         for i, res in enumerate(self.blocks):
             first, second = res.branch
-            sites.append(ProbeSite(f"block{i}a", first.norm_layer, first.act_layer, first))
-            act = (
-                second.act_layer
-                if second.act_layer is not None
-                else (res.post_act if not isinstance(res.post_act, nn.Identity) else None)
-            )
-            sites.append(ProbeSite(f"block{i}b", second.norm_layer, act, second))
+            post_act = None if isinstance(res.post_act, nn.Identity) else res.post_act
+            sites += [first.probe_site(f"block{i}a"), second.probe_site(f"block{i}b", post_act)]
         return sites

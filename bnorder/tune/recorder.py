@@ -96,6 +96,9 @@ class ResultsRecorder(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finish(trial, error=last_error(trial))
 
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.print_table()
+
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if time.monotonic() - self._last_print >= self.print_every_s:
             self.print_table()

@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bnorder.config import TrialConfig
 from bnorder.errors import ConfigError
 from bnorder.results.store import check_writable, load
 from bnorder.sweep.plan import SweepPlan
@@ -78,77 +80,83 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
 
 
-def _storage(plan: SweepPlan, out: Path) -> str:
-    return plan.spec.storage or str((out / "ray").resolve())
+@dataclass(frozen=True)
+class _Sweep:
+    """One run of a sweep: what every phase needs to know."""
 
+    plan: SweepPlan
+    text: str
+    out: Path
+    resume: bool
+    data_root: str | None
 
-def _meta(
-    plan: SweepPlan, phase: str, arm_id: str, out: Path, data_root: str | None
-) -> dict[str, Any]:
-    res = plan.spec.resources
-    return {
-        "sweep": plan.spec.name,
-        "phase": phase,
-        "arm_id": arm_id,
-        "out": str(out.resolve()),
-        "cpu": res.cpu,
-        "gpu": res.gpu,
-        "data_root": data_root,
-    }
+    def meta(self, phase: str, arm_id: str) -> dict[str, Any]:
+        """Bookkeeping that travels with each trial's config (to the trainable and back)."""
+        res = self.plan.spec.resources
+        return {
+            "sweep": self.plan.spec.name,
+            "phase": phase,
+            "arm_id": arm_id,
+            "out": str(self.out.resolve()),
+            "cpu": res.cpu,
+            "gpu": res.gpu,
+            "data_root": self.data_root,
+        }
 
+    def run_phase(
+        self, phase: str, planned: dict[str, int], param_space: dict[str, Any], **tune_config: Any
+    ) -> PhaseOutcome:
+        from ray import tune
 
-def _run_phase(
-    plan: SweepPlan,
-    phase: str,
-    out: Path,
-    text: str,
-    *,
-    resume: bool,
-    tune_config: Any,
-    param_space: dict[str, Any],
-    planned: dict[str, int],
-) -> PhaseOutcome:
-    from ray import tune
+        from bnorder.tune.recorder import ResultsRecorder
+        from bnorder.tune.trainable import run_trial
 
-    from bnorder.tune.recorder import ResultsRecorder
-    from bnorder.tune.trainable import run_trial
+        spec = self.plan.spec
+        started = time.monotonic()
+        resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+        trainable = tune.with_resources(run_trial, resources)
+        storage = spec.storage or str((self.out / "ray").resolve())
+        name = f"{spec.name}-{phase}"
+        path = f"{storage.rstrip('/')}/{name}"
+        total = sum(planned.values())
+        print(f"[{spec.name} {phase}] {total} trials over {len(planned)} arms", flush=True)
+        if self.resume and tune.Tuner.can_restore(path):
+            print(f"[{spec.name} {phase}] resuming {path}", flush=True)
+            # the experiment brings back its own recorder, which re-reads its counts in setup()
+            tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=False)
+        else:
+            recorder = ResultsRecorder(
+                out=self.out,
+                sweep=spec.name,
+                sweep_hash=sweep_hash(self.text),
+                phase=phase,
+                planned=planned,
+            )
+            tuner = tune.Tuner(
+                trainable,
+                param_space=param_space,
+                tune_config=tune.TuneConfig(
+                    max_concurrent_trials=spec.max_concurrent or 0, reuse_actors=True, **tune_config
+                ),
+                run_config=tune.RunConfig(
+                    name=name,
+                    storage_path=storage,
+                    verbose=0,
+                    callbacks=[recorder],
+                    failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                ),
+            )
+        grid = tuner.fit()
+        return PhaseOutcome(phase, len(grid), len(grid.errors), time.monotonic() - started)
 
-    spec = plan.spec
-    started = time.monotonic()
-    trainable = tune.with_resources(
-        run_trial, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    )
-    recorder = ResultsRecorder(
-        out=out, sweep=spec.name, sweep_hash=sweep_hash(text), phase=phase, planned=planned
-    )
-    name = f"{spec.name}-{phase}"
-    path = f"{_storage(plan, out).rstrip('/')}/{name}"
-    print(
-        f"[{spec.name} {phase}] {sum(planned.values())} trials over {len(planned)} arms", flush=True
-    )
-    if resume and tune.Tuner.can_restore(path):
-        print(f"[{spec.name} {phase}] resuming {path}", flush=True)
-        # the experiment brings back its own recorder, which re-reads its counts in setup()
-        tuner = tune.Tuner.restore(
-            path, trainable=trainable, resume_errored=False, restart_errored=False
-        )
-    else:
-        tuner = tune.Tuner(
-            trainable,
-            param_space=param_space,
-            tune_config=tune_config,
-            run_config=tune.RunConfig(
-                name=name,
-                storage_path=_storage(plan, out),
-                verbose=0,
-                callbacks=[recorder],
-                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            ),
-        )
-    grid = tuner.fit()
-    recorder.print_table()
-    return PhaseOutcome(phase, len(grid), len(grid.errors), time.monotonic() - started)
+    def grid_phase(self, phase: str, trials: list[tuple[str, TrialConfig]]) -> PhaseOutcome:
+        """Exactly these (arm, config) trials, as one grid_search axis."""
+        from ray import tune
+
+        points = [{"trial": cfg.model_dump(), "meta": self.meta(phase, arm)} for arm, cfg in trials]
+        planned = dict(Counter(arm for arm, _ in trials))
+        return self.run_phase(phase, planned, {"point": tune.grid_search(points)})
 
 
 def run_sweep(
@@ -165,10 +173,8 @@ def run_sweep(
 
     Raises:
         ConfigError: ``out`` holds another sweep, or the file changed since a resumed run began.
-        DataError: (local runs) a dataset is missing, checked before Ray starts.
+        DataError: (local runs) a dataset is missing, checked before anything is written.
     """
-    from ray import tune
-
     from bnorder.data import load_dataset
 
     if address is None:
@@ -176,105 +182,39 @@ def run_sweep(
             load_dataset(dataset, data_root)  # fail in one line now, not once per trial
     prepare_output(out, text, resume=resume, src=src)
     init_ray(address)
-    spec = plan.spec
-    max_concurrent = spec.max_concurrent or 0
-    outcomes = []
-    if spec.mode == "grid":
-        points = [
-            {"trial": cfg.model_dump(), "meta": _meta(plan, "grid", arm.arm_id, out, data_root)}
-            for arm, cfg in plan.grid_trials
-        ]
-        planned = _count([arm.arm_id for arm, _ in plan.grid_trials])
-        outcomes.append(
-            _run_phase(
-                plan,
-                "grid",
-                out,
-                text,
-                resume=resume,
-                planned=planned,
-                param_space={"point": tune.grid_search(points)},
-                tune_config=tune.TuneConfig(
-                    max_concurrent_trials=max_concurrent, reuse_actors=True
-                ),
-            )
-        )
-        return outcomes
+    run = _Sweep(plan, text, out, resume, data_root)
+    if plan.spec.mode == "grid":
+        return [run.grid_phase("grid", [(arm.arm_id, cfg) for arm, cfg in plan.grid_trials])]
 
     from bnorder.tune.searcher import ArmPruningScheduler, ArmSearcher
 
     t = plan.tune
-    storage = f"sqlite:///{(out / OPTUNA_FILE).resolve()}"
     searcher = ArmSearcher(
-        arms={
-            a.arm_id: (a.base.model_dump(), _meta(plan, "tune", a.arm_id, out, data_root))
-            for a in plan.arms
-        },
+        arms={a.arm_id: (a.base.model_dump(), run.meta("tune", a.arm_id)) for a in plan.arms},
         space=t.space,
         trials_per_arm=t.trials_per_arm,
-        storage=storage,
-        sweep=spec.name,
+        storage=f"sqlite:///{(out / OPTUNA_FILE).resolve()}",
+        sweep=plan.spec.name,
         metric=t.metric,
         sampler_seed=t.sampler_seed,
         pruning=t.pruning,
     )
-    outcomes.append(
-        _run_phase(
-            plan,
-            "tune",
-            out,
-            text,
-            resume=resume,
-            planned={a.arm_id: t.trials_per_arm for a in plan.arms},
-            param_space={},
-            tune_config=tune.TuneConfig(
-                search_alg=searcher,
-                scheduler=ArmPruningScheduler(searcher) if t.pruning else None,
-                num_samples=plan.trial_count("tune"),
-                max_concurrent_trials=max_concurrent,
-                reuse_actors=True,
-            ),
-        )
+    tuned = run.run_phase(
+        "tune",
+        planned={a.arm_id: t.trials_per_arm for a in plan.arms},
+        param_space={},
+        search_alg=searcher,
+        scheduler=ArmPruningScheduler(searcher) if t.pruning else None,
+        num_samples=plan.trial_count("tune"),
     )
-
-    points = []
+    best: list[tuple[str, TrialConfig]] = []
     for arm in plan.arms:
         params = searcher.best_params(arm.arm_id)
         if params is None:
-            print(
-                f"[{spec.name} evaluate] {arm.arm_id}: no complete tuning trial; not evaluated",
-                flush=True,
-            )
+            print(f"[{plan.spec.name} evaluate] {arm.arm_id}: no complete tuning trial; skipped")
             continue
-        for seed in plan.eval_seeds:
-            cfg = arm.base.replace(**params, seed=seed)
-            points.append(
-                {
-                    "trial": cfg.model_dump(),
-                    "meta": _meta(plan, "evaluate", arm.arm_id, out, data_root),
-                }
-            )
-    planned = _count([p["meta"]["arm_id"] for p in points])
-    outcomes.append(
-        _run_phase(
-            plan,
-            "evaluate",
-            out,
-            text,
-            resume=resume,
-            planned=planned,
-            param_space={"point": tune.grid_search(points)},
-            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True),
-        )
-    )
-    return outcomes
-
-
-def _count(arms: list[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for arm in arms:
-        counts[arm] = counts.get(arm, 0) + 1
-    return counts
+        best += [(arm.arm_id, arm.base.replace(**params, seed=s)) for s in plan.eval_seeds]
+    return [tuned, run.grid_phase("evaluate", best)]
 
 
 def summarise(out: Path) -> list[str]:
