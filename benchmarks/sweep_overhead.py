@@ -16,13 +16,10 @@ import textwrap
 import time
 from pathlib import Path
 
-from bnorder.tune.runner import init_ray, run_sweep  # first: configures Ray before its import
-
-from ray import tune
-
 from bnorder import TrialConfig, train_trial
 from bnorder.sweep.plan import make_plan
 from bnorder.sweep.spec import load_sweep
+from bnorder.tune.runner import init_ray, run_sweep  # configures Ray: import ray only after it
 
 TRIAL = {
     "dataset": "synthetic",
@@ -35,11 +32,15 @@ TRIAL = {
 
 
 def bare_trial(config: dict) -> None:
+    from ray import tune
+
     result = train_trial(TrialConfig(**config))
     tune.report({"test_acc": result.epochs[-1]["test_acc"]})
 
 
 def run_bare(n: int, concurrency: int, storage: Path) -> float:
+    from ray import tune
+
     started = time.perf_counter()
     tuner = tune.Tuner(
         tune.with_resources(bare_trial, {"cpu": 1}),
@@ -48,7 +49,8 @@ def run_bare(n: int, concurrency: int, storage: Path) -> float:
         run_config=tune.RunConfig(name="bare", storage_path=str(storage), verbose=0),
     )
     grid = tuner.fit()
-    assert len(grid) == n and not grid.errors
+    if len(grid) != n or grid.errors:
+        raise RuntimeError(f"bare Ray Tune run: {len(grid.errors)} of {len(grid)} trials failed")
     return time.perf_counter() - started
 
 
