@@ -136,3 +136,11 @@ def test_tuned_sweep_equal_budgets_validation_selection(
         assert set(picked.lr) == {best.lr}
         assert set(picked.batch_size) == {best.batch_size}
     assert (tune_rows.status == "pruned").any()  # pruning happened, and was told as such
+
+
+def test_shipped_smoke_sweep_end_to_end(tmp_path: Path) -> None:
+    path = Path(__file__).parents[2] / "sweeps" / "smoke.yaml"
+    plan, trials, epochs = _run(path, tmp_path / "out")
+    assert len(trials) == plan.trial_count("grid")
+    assert set(trials.status) == {"ok"}
+    assert len(epochs) == len(trials) * 2
