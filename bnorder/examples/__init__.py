@@ -1,0 +1,1 @@
+"""Runnable examples: ``uv run python -m bnorder.examples.pandas_analysis results/quickstart``."""
