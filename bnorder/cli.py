@@ -252,6 +252,18 @@ def print_plan(plan: Any, out: Path) -> None:
     print(f"output: {out}   ray storage: {spec.storage or out / 'ray'}")
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bnorder.report.render import build_report
+
+    out = args.out or Path(args.results[0]) / "report"
+    files = build_report(
+        args.results, out, baseline=args.baseline, alpha=args.alpha, metric=args.metric
+    )
+    print("\n".join(f"- {line}" for line in files.findings))
+    print(f"report: {files.markdown}, {files.html} ({len(files.figures)} figures)")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     try:
@@ -311,6 +323,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data-root", default=None, help="where datasets live (default as for train)")
     p.set_defaults(func=_cmd_sweep)
+    p = sub.add_parser("report", help="tables, statistics, plots and findings from results")
+    p.add_argument(
+        "results", nargs="+", help="results directories (or globs), e.g. results/quickstart"
+    )
+    p.add_argument("--out", type=Path, default=None, help="report folder (default RESULTS/report)")
+    p.add_argument(
+        "--baseline",
+        default="conv-bn-relu",
+        help="ordering compared against (default conv-bn-relu)",
+    )
+    p.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level after Holm (default 0.05)"
+    )
+    p.add_argument(
+        "--metric",
+        default=None,
+        help="score column (default test_acc_at_best_val, else final_test_acc)",
+    )
+    p.set_defaults(func=_cmd_report)
     parser.subparsers = sub.choices  # type: ignore[attr-defined]
     return parser
 

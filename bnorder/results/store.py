@@ -35,6 +35,7 @@ __all__ = [
     "trial_row",
     "write_epochs",
     "write_result",
+    "write_text",
 ]
 
 TRIALS, EPOCHS = "trials.parquet", "epochs.parquet"
@@ -127,6 +128,20 @@ def _write_part(folder: Path, name: str, table: pa.Table) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return final
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write a text file atomically (temporary name, then rename), readable like any other."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def write_result(out: str | Path, result: TrialResult) -> Path:

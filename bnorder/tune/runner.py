@@ -17,7 +17,7 @@ from typing import Any
 
 from bnorder.config import TrialConfig
 from bnorder.errors import ConfigError
-from bnorder.results.store import check_writable, load
+from bnorder.results.store import check_writable, load, write_text
 from bnorder.sweep.plan import SweepPlan
 
 __all__ = ["PhaseOutcome", "init_ray", "prepare_output", "run_sweep"]
@@ -59,9 +59,7 @@ def prepare_output(out: Path, text: str, *, resume: bool, src: str) -> None:
         return
     check_writable(out, field="--out")
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{SWEEP_FILE}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, stored)
+    write_text(stored, text)
 
 
 def init_ray(address: str | None, num_cpus: int | None = None) -> None:
