@@ -114,7 +114,14 @@ def _fmt(value: object) -> str:
 
 
 def _display(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.apply(lambda col: col.map(_fmt))
+    """Percent columns (the seed's table) with 2 decimals, like the notebook; others by size."""
+    return frame.apply(
+        lambda col: col.map(
+            (lambda v: f"{v:.2f}" if isinstance(v, float) and v == v else _fmt(v))
+            if "%" in str(col.name) or str(col.name).startswith("Run ")
+            else _fmt
+        )
+    )
 
 
 def _md_table(frame: pd.DataFrame) -> str:
