@@ -4,7 +4,8 @@ Each function takes ``Results.trials`` or ``Results.curves()`` (or rows of them:
 phase you want compared, e.g. ``trials[trials.phase != "tune"]``) and returns a
 :class:`~matplotlib.figure.Figure`, or None when the data lacks what the figure needs (no lr
 axis, no probes); none writes files: :func:`save_png` does. Every ordering has one colour in
-all figures (:func:`ordering_colors`); lines are means over seeds with a ± 1 std band.
+all figures (:func:`ordering_colors`); lines are means over seeds with a ± 1 std band. The
+probe figures live in :mod:`bnorder.report.probe_figures` and are re-exported here.
 
 Example:
     >>> res = bnorder.load("results/quickstart")  # doctest: +SKIP
@@ -23,12 +24,11 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
 
 from bnorder.errors import ConfigError
-from bnorder.probes import PROBE_STATS
 from bnorder.report import style
-from bnorder.report.style import BAND, ordering_colors, sort_orderings
+from bnorder.report.probe_figures import PROBE_PANELS, probe_blocks_figure, probe_figure
+from bnorder.report.style import BAND, PANEL_BY, ordering_colors, sort_orderings
 
 __all__ = [
     "PROBE_PANELS",
@@ -42,29 +42,8 @@ __all__ = [
     "save_png",
 ]
 
-PANEL_BY = ("dataset", "arch")
 _LINESTYLES = ("-", "--", ":", "-.")  # metric_cols in order: val solid, test dashed
 _JITTER = 0.28  # width of the strip of points around each box (box width 0.5)
-
-# probe_figure's columns: the block means of the probe stats (bnorder/probes.py), as
-# (panel title, y label, log y when every value is positive).
-PROBE_PANELS: dict[str, tuple[str, str, bool]] = {
-    "act_dead_frac_mean": ("dead units", "dead channels (fraction)", False),
-    "norm_in_skew_mean": ("norm-input skewness", "skewness (mean over blocks)", False),
-    "norm_in_zero_frac_mean": ("norm-input zeros", "zero fraction (mean over blocks)", False),
-    "grad_norm_mean": ("gradient norm", "L2 norm per block (mean)", True),
-}
-
-_STAT_LABELS = {
-    "norm_in_mean": "norm-input mean",
-    "norm_in_std": "norm-input std",
-    "norm_in_skew": "norm-input skewness",
-    "norm_in_zero_frac": "norm-input zero fraction",
-    "act_zero_frac": "activation zero fraction",
-    "act_dead_frac": "dead channels (fraction)",
-    "grad_norm": "gradient L2 norm",
-}
-
 
 # ---------------------------------------------------------------- writing
 
@@ -113,44 +92,13 @@ def _check_metric(df: pd.DataFrame, metric: str, *, frame: str) -> None:
         raise ConfigError(f"{frame} metric", metric, "unknown column", choices=numeric)
 
 
-def _finite(df: pd.DataFrame, column: str) -> pd.DataFrame:
-    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
-    return df[np.isfinite(values)]
-
-
-def _integer_ticks(ax: Axes, values: Sequence[float], *, log2: bool = False) -> None:
-    """Ticks at exactly ``values`` (epochs, depths, block indices), on a log2 axis if asked."""
-    if log2:
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-    if len(values) <= 12:
-        ax.xaxis.set_major_locator(FixedLocator(sorted(values)))
-    else:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
-def _lines_by_ordering(
-    ax: Axes, df: pd.DataFrame, x: str, y: str, orderings: Sequence[str], **line: object
-) -> bool:
-    """Mean ± std of ``y`` against ``x``, one line per ordering; whether anything was drawn."""
-    colors = ordering_colors(orderings)
-    drawn = False
-    for o in orderings:
-        stats = style.mean_std(df[df["ordering"] == o], x, y)
-        if len(stats):
-            style.line_band(ax, stats, x, colors[o], **line)
-            drawn = True
-    return drawn
-
-
 def _curve_figure(
     trials: pd.DataFrame, metric: str, x: str, split: Sequence[str], title: str
 ) -> Figure | None:
     """Shared body of lr_sensitivity and depth_curve: ``metric`` against config column ``x``."""
     _check_metric(trials, metric, frame="trials")
     style.require_columns(trials, ["ordering"], frame="trials")
-    df = _finite(trials, metric) if x in trials.columns else trials.iloc[:0]
+    df = style.finite(trials, metric) if x in trials.columns else trials.iloc[:0]
     if df.empty or df[x].nunique() < 2:
         return None
     orderings = sort_orderings(df["ordering"])
@@ -158,15 +106,16 @@ def _curve_figure(
     fig, axes = style.grid(len(groups))
     xs = sorted(df[x].unique())
     for ax, (name, part) in zip(axes.ravel(), groups, strict=False):
-        _lines_by_ordering(ax, part, x, metric, orderings, marker="o")
+        style.lines_by_ordering(ax, part, x, metric, orderings, marker="o")
         if x == "lr":
             ax.set_xscale("log")
         else:
-            _integer_ticks(ax, xs, log2=min(xs) > 0 and max(xs) / min(xs) >= 4)
+            style.integer_ticks(ax, xs, log2=min(xs) > 0 and max(xs) / min(xs) >= 4)
         ax.set(title=name, xlabel=style.metric_label(x), ylabel=style.metric_label(metric))
         ax.grid(alpha=0.3)
     style.legend(fig, orderings, [style.band_handle()])
-    note = style.pooled_note(df, ["width", "lr", "depth", "epochs"])
+    pooled = [c for c in ("lr", "depth", "width", "epochs") if c != x and c not in split]
+    note = style.pooled_note(df, pooled)
     style.suptitle(fig, f"{title} ({BAND})", note)
     return fig
 
@@ -198,8 +147,8 @@ def learning_curves(
     fig, axes = style.grid(len(groups))
     for ax, (name, part) in zip(axes.ravel(), groups, strict=False):
         for metric, ls in zip(metrics, _LINESTYLES, strict=False):
-            _lines_by_ordering(ax, part, "epoch", metric, orderings, ls=ls)
-        _integer_ticks(ax, sorted(part["epoch"].dropna().unique()))
+            style.lines_by_ordering(ax, part, "epoch", metric, orderings, ls=ls)
+        style.integer_ticks(ax, sorted(part["epoch"].dropna().unique()))
         unit = "accuracy (fraction)" if all(m.endswith("_acc") for m in metrics) else "value"
         ax.set(
             title=name,
@@ -212,7 +161,9 @@ def learning_curves(
         for m, ls in zip(metrics, _LINESTYLES, strict=False)
     ]
     style.legend(fig, orderings, [*kinds, style.band_handle()])
-    style.suptitle(fig, f"Learning curves ({BAND})", style.pooled_note(curves, ["lr", "depth"]))
+    style.suptitle(
+        fig, f"Learning curves ({BAND})", style.pooled_note(curves, ["lr", "depth", "width"])
+    )
     return fig
 
 
@@ -233,7 +184,7 @@ def final_accuracy(trials: pd.DataFrame, *, metric: str = "final_test_acc") -> F
     """
     _check_metric(trials, metric, frame="trials")
     style.require_columns(trials, ["ordering"], frame="trials")
-    df = _finite(trials, metric)
+    df = style.finite(trials, metric)
     if df.empty:
         return None
     orderings = sort_orderings(df["ordering"])
@@ -305,104 +256,3 @@ def depth_curve(trials: pd.DataFrame, *, metric: str = "final_test_acc") -> Figu
         ConfigError: ``metric`` (or ``ordering``) is not a column of ``trials``.
     """
     return _curve_figure(trials, metric, "depth", ["lr", "width"], "Accuracy against depth")
-
-
-def probe_figure(
-    curves: pd.DataFrame, *, stats: Sequence[str] = tuple(PROBE_PANELS)
-) -> Figure | None:
-    """Probe statistics (block means) against epoch: a column per statistic, a row per
-    (dataset, arch), one line per ordering.
-
-    Args:
-        curves: ``Results.curves()`` of trials run with probes.
-        stats: columns of :data:`PROBE_PANELS` to draw; those without data are left out.
-
-    Returns:
-        The figure, or None when none of ``stats`` has data (probes were off).
-
-    Raises:
-        ConfigError: a name in ``stats`` is not in :data:`PROBE_PANELS`.
-    """
-    for stat in stats:
-        if stat not in PROBE_PANELS:
-            raise ConfigError("probe_figure stats", stat, "unknown", choices=list(PROBE_PANELS))
-    style.require_columns(curves, ["epoch", "ordering"], frame="curves")
-    present = [s for s in stats if style.has_data(curves, s)]
-    if not present:
-        return None
-    orderings = sort_orderings(curves["ordering"])
-    rows = style.panels(curves, style.split_columns(curves, PANEL_BY))
-    fig, axes = style.grid(len(rows) * len(present), ncols=len(present), nrows=len(rows))
-    for r, (name, part) in enumerate(rows):
-        for c, stat in enumerate(present):
-            _probe_panel(axes[r, c], part, stat, orderings)
-            if name:
-                axes[r, c].set_title(f"{name}: {PROBE_PANELS[stat][0]}")
-    style.legend(fig, orderings, [style.band_handle()])
-    note = style.pooled_note(curves, ["lr", "depth", "width"])
-    style.suptitle(fig, f"Probe statistics during training ({BAND})", note)
-    return fig
-
-
-def _probe_panel(ax: Axes, df: pd.DataFrame, stat: str, orderings: Sequence[str]) -> None:
-    title, ylabel, log = PROBE_PANELS[stat]
-    ax.set(title=title, xlabel="epoch", ylabel=ylabel)
-    ax.grid(alpha=0.3)
-    if not _lines_by_ordering(ax, df, "epoch", stat, orderings, marker="o"):
-        style.no_data(ax)
-        return
-    _integer_ticks(ax, sorted(df["epoch"].dropna().unique()))
-    if log and (_finite(df, stat)[stat] > 0).all():
-        ax.set_yscale("log")
-
-
-def probe_blocks_figure(curves: pd.DataFrame, stat: str) -> Figure | None:
-    """A probe statistic per block (x = block index, input to output) at each trial's last
-    epoch, one line per ordering, one panel per (dataset, arch, and depth where several).
-
-    Args:
-        curves: ``Results.curves()`` of trials run with probes.
-        stat: a per-block probe column, one of ``bnorder.probes.PROBE_STATS``
-            (e.g. ``norm_in_skew``).
-
-    Returns:
-        The figure, or None when ``stat`` has no finite value.
-
-    Raises:
-        ConfigError: ``stat`` is not a probe statistic, or ``curves`` lacks a needed column.
-    """
-    if stat not in PROBE_STATS:
-        raise ConfigError("probe_blocks_figure stat", stat, "unknown", choices=PROBE_STATS)
-    style.require_columns(curves, ["trial_id", "epoch", "ordering", stat], frame="curves")
-    blocks = _last_epoch_blocks(curves, stat)
-    if blocks.empty:
-        return None
-    orderings = sort_orderings(blocks["ordering"])
-    groups = style.panels(blocks, style.split_columns(blocks, PANEL_BY, ["depth"]))
-    fig, axes = style.grid(len(groups))
-    label = _STAT_LABELS[stat]
-    for ax, (name, part) in zip(axes.ravel(), groups, strict=False):
-        _lines_by_ordering(ax, part, "block", stat, orderings, marker="o")
-        _integer_ticks(ax, sorted(part["block"].unique()))
-        if stat == "grad_norm" and (part[stat] > 0).all():
-            ax.set_yscale("log")
-        ax.set(title=name, xlabel="block (1 = nearest the input)", ylabel=label)
-        ax.grid(alpha=0.3)
-    style.legend(fig, orderings, [style.band_handle()])
-    note = style.pooled_note(blocks, ["lr", "width"])
-    style.suptitle(fig, f"{label} per block at the last epoch ({BAND})", note)
-    return fig
-
-
-def _last_epoch_blocks(curves: pd.DataFrame, stat: str) -> pd.DataFrame:
-    """One row per (trial, block) from each trial's last epoch: ``block`` (1-based) and the
-    finite value of ``stat``."""
-    has_list = curves[stat].map(lambda v: isinstance(v, list | tuple | np.ndarray) and len(v) > 0)
-    rows = curves[has_list]
-    if rows.empty:
-        return rows.assign(block=pd.Series(dtype=int))
-    last = rows.loc[rows.groupby("trial_id")["epoch"].idxmax()]
-    long = last.explode(stat)
-    long["block"] = long.groupby(level=0).cumcount() + 1
-    long[stat] = pd.to_numeric(long[stat], errors="coerce")
-    return _finite(long.reset_index(drop=True), stat)

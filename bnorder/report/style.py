@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
 
 from bnorder.errors import BnorderError, ConfigError
 from bnorder.ordering import parse_ordering
@@ -39,6 +40,7 @@ FIXED_COLORS: dict[str, str] = {
 _OTHER_COLORS = ("#332288", "#882255", "#999933", "#CC6677", "#117733", "#DDCC77", "#777777")
 
 BAND = "mean ± 1 std over seeds"
+PANEL_BY = ("dataset", "arch")  # every figure has a panel per (dataset, arch) at least
 PANEL_SIZE = (4.4, 3.2)  # inches per panel: readable at the report's 120 dpi
 MAX_COLS = 3
 
@@ -129,6 +131,12 @@ def has_data(df: pd.DataFrame, column: str) -> bool:
     return bool(np.isfinite(values.to_numpy(dtype=float)).any())
 
 
+def finite(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The rows of ``df`` where ``column`` is a finite number."""
+    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
+    return df[np.isfinite(values)]
+
+
 def split_columns(df: pd.DataFrame, base: Sequence[str], split: Sequence[str] = ()) -> list[str]:
     """``base`` columns present in ``df``, then the ``split`` columns that take several values."""
     return [c for c in base if c in df.columns] + [
@@ -189,14 +197,58 @@ def grid(n: int, *, ncols: int = MAX_COLS, nrows: int | None = None) -> tuple[Fi
     return fig, axes
 
 
-def line_band(ax: Axes, stats: pd.DataFrame, x: str, color: str, **line: object) -> None:
-    """The mean as a line; ± 1 std as a band where there are at least two seeds."""
+def value_bounds(column: str) -> tuple[float, float] | None:
+    """(0, 1) for fractions (accuracies, zero and dead fractions), where a ± std band stops."""
+    if column.endswith(("_acc", "_frac", "_frac_mean")) or "(fraction)" in metric_label(column):
+        return (0.0, 1.0)
+    return None
+
+
+def line_band(
+    ax: Axes,
+    stats: pd.DataFrame,
+    x: str,
+    color: str,
+    *,
+    bounds: tuple[float, float] | None = None,
+    **line: object,
+) -> None:
+    """The mean as a line; ± 1 std as a band (within ``bounds``) where there are two seeds."""
     xs = stats[x].to_numpy(dtype=float)
     mean, std = stats["mean"].to_numpy(dtype=float), stats["std"].to_numpy(dtype=float)
     ax.plot(xs, mean, color=color, lw=1.8, ms=4, **line)  # type: ignore[arg-type]
-    if np.isfinite(std).any():
-        ok = np.isfinite(std)
-        ax.fill_between(xs, mean - std, mean + std, where=ok, color=color, alpha=0.18, lw=0)
+    ok = np.isfinite(std)
+    if ok.any():
+        lo, hi = mean - std, mean + std
+        if bounds is not None:
+            lo, hi = np.clip(lo, *bounds), np.clip(hi, *bounds)
+        ax.fill_between(xs, lo, hi, where=ok, color=color, alpha=0.18, lw=0)
+
+
+def integer_ticks(ax: Axes, values: Sequence[float], *, log2: bool = False) -> None:
+    """Ticks at exactly ``values`` (epochs, depths, block indices), on a log2 axis if asked."""
+    if log2:
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+    if len(values) <= 12:
+        ax.xaxis.set_major_locator(FixedLocator(sorted(values)))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def lines_by_ordering(
+    ax: Axes, df: pd.DataFrame, x: str, y: str, orderings: Sequence[str], **line: object
+) -> bool:
+    """Mean ± std of ``y`` against ``x``, one line per ordering; whether anything was drawn."""
+    colors = ordering_colors(orderings)
+    drawn = False
+    for o in orderings:
+        stats = mean_std(df[df["ordering"] == o], x, y)
+        if len(stats):
+            line_band(ax, stats, x, colors[o], bounds=value_bounds(y), **line)
+            drawn = True
+    return drawn
 
 
 def no_data(ax: Axes) -> None:
