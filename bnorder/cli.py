@@ -195,7 +195,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     spec, text = load_sweep(args.file)
     plan = make_plan(spec, str(args.file))
     out = args.out or spec.output_dir
-    print_plan(plan, out)
+    print_plan(plan, out, args.storage)
     if args.dry_run:
         return 0
 
@@ -209,6 +209,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         address=args.address,
         resume=args.resume,
         data_root=args.data_root,
+        storage=args.storage,
         src=str(args.file),
     )
     print(f"sweep {spec.name}: done in {time.monotonic() - started:.0f}s")
@@ -219,7 +220,35 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_plan(plan: Any, out: Path) -> None:
+def _cmd_data_fetch(args: argparse.Namespace) -> int:
+    from bnorder.data.fetch import fetch
+
+    started = time.monotonic()
+    raw = fetch(args.dataset, args.data_root)
+    print(
+        f"{args.dataset}: {len(raw.x_train):,} train / {len(raw.x_test):,} test images "
+        f"{tuple(raw.x_train.shape[1:])}, verified, in {raw.source} "
+        f"({time.monotonic() - started:.1f}s)"
+    )
+    return 0
+
+
+def _cmd_data_list(args: argparse.Namespace) -> int:
+    from bnorder.data import default_data_root
+    from bnorder.data.fetch import survey
+
+    root = Path(args.data_root).expanduser() if args.data_root else default_data_root()
+    print(f"data root: {root}")
+    for p in survey(root):
+        if p.present:
+            print(f"  {p.dataset:<14} present  {p.train:>6,} / {p.test:>6,}  {p.where}")
+        else:
+            reason = (p.problem or "").split(";")[0]
+            print(f"  {p.dataset:<14} missing  {reason}; `bnorder data fetch {p.dataset}`")
+    return 0
+
+
+def print_plan(plan: Any, out: Path, storage: str | None = None) -> None:
     """What a sweep will run: arms, trials per phase, resources (the --dry-run output)."""
     spec = plan.spec
     res = spec.resources
@@ -249,7 +278,7 @@ def print_plan(plan: Any, out: Path) -> None:
         f"resources per trial: {res.cpu:g} cpu, {res.gpu:g} gpu; max concurrent: "
         f"{spec.max_concurrent or 'as resources allow'}; retries: {spec.max_failures}"
     )
-    print(f"output: {out}   ray storage: {spec.storage or out / 'ray'}")
+    print(f"output: {out}   ray storage: {storage or spec.storage or out / 'ray'}")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -322,7 +351,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print the plan and exit without starting Ray"
     )
     p.add_argument("--data-root", default=None, help="where datasets live (default as for train)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="Ray checkpoints and experiment state: a path, NFS mount, s3:// or gs:// "
+        "(shared by all nodes on a cluster; default: the file's storage, else OUT/ray)",
+    )
     p.set_defaults(func=_cmd_sweep)
+    data = sub.add_parser("data", help="fetch datasets into the data root, list what is there")
+    data_sub = data.add_subparsers(
+        dest="data_command", required=True, metavar="ACTION", parser_class=_Parser
+    )
+    data_root_help = "the data root (default: $BNORDER_DATA_ROOT, else ~/.cache/bnorder/data)"
+    p = data_sub.add_parser("fetch", help="download (or copy) a dataset and verify it")
+    p.add_argument("dataset", help="cifar10 | cifar100 | fashion_mnist | mnist | synthetic")
+    p.add_argument("--data-root", default=None, help=data_root_help)
+    p.set_defaults(func=_cmd_data_fetch)
+    p = data_sub.add_parser("list", help="every dataset bnorder knows: present where, or missing")
+    p.add_argument("--data-root", default=None, help=data_root_help)
+    p.set_defaults(func=_cmd_data_list)
+
     p = sub.add_parser("report", help="tables, statistics, plots and findings from results")
     p.add_argument(
         "results", nargs="+", help="results directories (or globs), e.g. results/quickstart"
@@ -354,7 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except BnorderError as exc:
-        print(f"bnorder {args.command}: error: {exc}", file=sys.stderr)
+        command = " ".join(filter(None, (args.command, getattr(args, "data_command", None))))
+        print(f"bnorder {command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"bnorder {args.command}: interrupted", file=sys.stderr)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bnorder.data.batches import Split, TrialData, prepare_data
 from bnorder.data.sources import RawData, default_data_root, load_cifar, load_idx_dataset
-from bnorder.data.synthetic import SYNTHETIC_SHAPE, make_synthetic
+from bnorder.data.synthetic import N_TEST, N_TRAIN, SYNTHETIC_SHAPE, make_synthetic
 from bnorder.registry import lookup, register
 
 __all__ = [
@@ -33,6 +33,7 @@ class DatasetSpec:
     num_classes: int
     load: Callable[..., RawData]  # (root, *, download) -> RawData
     description: str
+    sizes: tuple[int, int]  # train and test examples of the full dataset, checked by fetch
 
 
 DATASETS: dict[str, DatasetSpec] = {}
@@ -44,12 +45,18 @@ for _spec, _aliases in [
             10,
             partial(load_cifar, "cifar10"),
             "CIFAR-10, 50k/10k colour 32×32 (the seed's dataset; downloads on first use)",
+            (50_000, 10_000),
         ),
         (),
     ),
     (
         DatasetSpec(
-            "cifar100", (3, 32, 32), 100, partial(load_cifar, "cifar100"), "CIFAR-100, fine labels"
+            "cifar100",
+            (3, 32, 32),
+            100,
+            partial(load_cifar, "cifar100"),
+            "CIFAR-100, fine labels",
+            (50_000, 10_000),
         ),
         (),
     ),
@@ -60,10 +67,21 @@ for _spec, _aliases in [
             10,
             partial(load_idx_dataset, "fashion_mnist"),
             "Fashion-MNIST, 60k/10k grey 28×28 (offline via Debian's dataset-fashion-mnist)",
+            (60_000, 10_000),
         ),
         ("fmnist",),
     ),
-    (DatasetSpec("mnist", (1, 28, 28), 10, partial(load_idx_dataset, "mnist"), "MNIST digits"), ()),
+    (
+        DatasetSpec(
+            "mnist",
+            (1, 28, 28),
+            10,
+            partial(load_idx_dataset, "mnist"),
+            "MNIST digits",
+            (60_000, 10_000),
+        ),
+        (),
+    ),
     (
         DatasetSpec(
             "synthetic",
@@ -71,6 +89,7 @@ for _spec, _aliases in [
             10,
             lambda root, download=True: make_synthetic(),
             "generated in code: 2560/512 colour 16×16, 10 classes; tests and smoke runs",
+            (N_TRAIN, N_TEST),
         ),
         (),
     ),

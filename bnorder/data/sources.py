@@ -14,12 +14,19 @@ import torch
 from bnorder.data.formats import read_cifar_batches, read_idx
 from bnorder.errors import DataError
 
-__all__ = ["DEBIAN_FASHION_MNIST", "RawData", "default_data_root", "load_cifar", "load_idx_dataset"]
+__all__ = [
+    "DEBIAN_FASHION_MNIST",
+    "IDX_FILES",
+    "RawData",
+    "default_data_root",
+    "load_cifar",
+    "load_idx_dataset",
+]
 
 # Debian's `dataset-fashion-mnist` ships the real Fashion-MNIST here, as gz files.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
-_IDX_FILES = {
+IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
     "x_test": "t10k-images-idx3-ubyte",
@@ -129,7 +136,7 @@ def load_cifar(name: str, root: Path, *, download: bool = True) -> RawData:
 
 def _find_idx(folder: Path) -> dict[str, Path] | None:
     found = {}
-    for key, stem in _IDX_FILES.items():
+    for key, stem in IDX_FILES.items():
         path = next((p for p in (folder / stem, folder / f"{stem}.gz") if p.is_file()), None)
         if path is None:
             return None

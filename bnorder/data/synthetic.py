@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from bnorder.data.sources import RawData
 
-__all__ = ["SYNTHETIC_SHAPE", "make_synthetic"]
+__all__ = ["N_TEST", "N_TRAIN", "SYNTHETIC_SHAPE", "make_synthetic"]
 
 SYNTHETIC_SHAPE = (3, 16, 16)
 NUM_CLASSES = 10
