@@ -24,6 +24,9 @@ __all__ = ["PhaseOutcome", "init_ray", "prepare_output", "run_sweep"]
 
 SWEEP_FILE = "sweep.yaml"
 OPTUNA_FILE = "optuna.db"
+STORAGE_FILE = "ray_storage.txt"  # where the Ray experiments live; a resume must find them again
+# pyarrow filesystems Ray can write experiment state and checkpoints to, besides local paths
+REMOTE_STORAGE = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "abfss://")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,39 @@ def prepare_output(out: Path, text: str, *, resume: bool, src: str) -> None:
     write_text(stored, text)
 
 
+def resolve_storage(
+    out: Path, spec_storage: str | None, override: str | None, *, resume: bool
+) -> str:
+    """The Ray storage path of this sweep: ``--storage``, else the sweep file's ``storage``,
+    else ``<out>/ray``. It is recorded in ``out`` so ``--resume`` finds the experiments again.
+
+    Raises:
+        ConfigError: an unsupported URL scheme, or a resume pointed at other storage.
+    """
+    stored = out / STORAGE_FILE
+    if resume and stored.exists():
+        before = stored.read_text().strip()
+        if override and override.rstrip("/") != before:
+            raise ConfigError(
+                "--storage",
+                override,
+                f"differs from the storage this sweep started with ({before}):",
+                hint="leave --storage out to resume from there",
+            )
+        return before
+    storage = (override or spec_storage or str(out / "ray")).rstrip("/")
+    if "://" in storage and not storage.startswith(REMOTE_STORAGE):
+        raise ConfigError(
+            "--storage",
+            storage,
+            "is not a storage Ray can write to:",
+            choices=("a local or NFS path", *(f"{s}..." for s in REMOTE_STORAGE)),
+        )
+    if "://" not in storage:
+        storage = str(Path(storage).resolve())
+    return storage
+
+
 def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     """Connect to ``address``, or start a local Ray (no dashboard) unless one is running."""
     import ray
@@ -87,6 +123,7 @@ class _Sweep:
     out: Path
     resume: bool
     data_root: str | None
+    storage: str
 
     def meta(self, phase: str, arm_id: str) -> dict[str, Any]:
         """Bookkeeping that travels with each trial's config (to the trainable and back)."""
@@ -113,9 +150,8 @@ class _Sweep:
         started = time.monotonic()
         resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
         trainable = tune.with_resources(run_trial, resources)
-        storage = spec.storage or str((self.out / "ray").resolve())
         name = f"{spec.name}-{phase}"
-        path = f"{storage.rstrip('/')}/{name}"
+        path = f"{self.storage}/{name}"
         total = sum(planned.values())
         print(f"[{spec.name} {phase}] {total} trials over {len(planned)} arms", flush=True)
         if self.resume and tune.Tuner.can_restore(path):
@@ -138,7 +174,7 @@ class _Sweep:
                 ),
                 run_config=tune.RunConfig(
                     name=name,
-                    storage_path=storage,
+                    storage_path=self.storage,
                     verbose=0,
                     callbacks=[recorder],
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures),
@@ -168,12 +204,14 @@ def run_sweep(
     address: str | None = None,
     resume: bool = False,
     data_root: str | None = None,
+    storage: str | None = None,
     src: str = "sweep",
 ) -> list[PhaseOutcome]:
     """Run every phase of ``plan``; results land in ``out`` as they finish.
 
     Raises:
-        ConfigError: ``out`` holds another sweep, or the file changed since a resumed run began.
+        ConfigError: ``out`` holds another sweep, the file changed since a resumed run began,
+            or ``storage`` (default: the file's, else ``<out>/ray``) is not usable.
         DataError: (local runs) a dataset is missing, checked before anything is written.
     """
     from bnorder.data import load_dataset
@@ -181,9 +219,11 @@ def run_sweep(
     if address is None:
         for dataset in plan.spec.datasets:
             load_dataset(dataset, data_root)  # fail in one line now, not once per trial
+    ray_storage = resolve_storage(out, plan.spec.storage, storage, resume=resume)
     prepare_output(out, text, resume=resume, src=src)
+    write_text(out / STORAGE_FILE, ray_storage + "\n")
     init_ray(address)
-    run = _Sweep(plan, text, out, resume, data_root)
+    run = _Sweep(plan, text, out, resume, data_root, ray_storage)
     if plan.spec.mode == "grid":
         return [run.grid_phase("grid", [(arm.arm_id, cfg) for arm, cfg in plan.grid_trials])]
 
