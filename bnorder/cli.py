@@ -79,6 +79,8 @@ _TRAIN_FLAGS: dict[str, str] = {
 _BOOL_FLAGS = {
     "augment": "random crop + horizontal flip",
     "probes": "record per-block probe statistics",
+    "channels_last": "NHWC memory format (faster convolutions on tensor-core GPUs)",
+    "compile": "torch.compile the network",
 }
 
 

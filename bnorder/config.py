@@ -85,6 +85,10 @@ class TrialConfig(BaseModel):
     # ---- where and how fast
     device: str = "auto"  # cuda, then mps, then cpu
     precision: str = "fp32"  # the seed's; "bf16" autocasts matmuls/convs, BN stays fp32
+    # Speed only, yet kept in the hashes like precision: rows of different execution modes are
+    # different cells unless an analysis pools them on purpose (equivalence is tested, not assumed).
+    channels_last: bool = False  # NHWC activations: faster convolutions on tensor-core GPUs
+    compile: bool = False  # torch.compile the network (compiled graphs are cached on disk)
     probes: bool = False  # per-block statistics each epoch (costs one extra batch pass)
     probe_size: int = Field(256, ge=2)  # examples in the fixed probe batch
 

@@ -43,7 +43,8 @@ class EpochReport:
 
     metrics: dict[str, Any]
     state: Callable[[], dict[str, Any]]  # snapshot of everything needed to resume (lazy)
-    info: dict[str, Any]  # trial_id, status, n_params, device_name, data_source, wall_seconds
+    info: dict[str, Any]  # trial_id, status, n_params, device_name, data_source, wall_seconds,
+    # gpu_peak_mib
 
 
 @dataclass
@@ -59,6 +60,7 @@ class TrialResult:
     device_name: str
     data_source: str
     error: str | None = None
+    gpu_peak_mib: float | None = None  # the CUDA allocator's peak; None off-GPU
     extra: dict[str, Any] = field(default_factory=dict)  # provenance added by sweeps
 
     def summary(self) -> dict[str, Any]:
@@ -97,17 +99,33 @@ def build_model(cfg: TrialConfig) -> nn.Module:
         )
 
 
+def _gpu_peak_mib(device: torch.device) -> float | None:
+    """Peak memory this process allocated on ``device``: checks a trial kept to its GPU share."""
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
+def _layout(cfg: TrialConfig, ndim: int) -> torch.memory_format:
+    """channels_last applies to image batches (N, C, H, W) only."""
+    return torch.channels_last if cfg.channels_last and ndim == 4 else torch.contiguous_format
+
+
 def _evaluate(
-    model: nn.Module, data: TrialData, split: Any, autocast: Any, batch: int
+    net: nn.Module,
+    model: nn.Module,
+    data: TrialData,
+    split: Any,
+    autocast: Any,
+    batch: int,
+    layout: torch.memory_format,
 ) -> tuple[float, float]:
     if split is None:
         return math.nan, math.nan
-    model.eval()
+    model.eval()  # the compiled `net` shares the module, and its mode
     loss = torch.zeros((), device=split.y.device)
     correct = torch.zeros((), device=split.y.device, dtype=torch.long)
     with torch.no_grad(), autocast():
         for x, y in data.eval_batches(split, batch):
-            out = model(x)
+            out = net(x.contiguous(memory_format=layout))
             loss += F.cross_entropy(out.float(), y, reduction="sum")
             correct += (out.argmax(1) == y).sum()
     return loss.item() / len(split), correct.item() / len(split)
@@ -172,6 +190,10 @@ def train_trial(
 
     # ---------------------------------------------------------------- model and optimiser
     model = build_model(cfg).to(device)
+    layout = _layout(cfg, data.train.x.ndim)
+    model = model.to(memory_format=layout)
+    # `net` runs the batches; `model` (the same parameters) is what snapshots and probes see
+    net = torch.compile(model) if cfg.compile else model
     optimizer = create_optimizer(
         cfg.optimizer,
         model.parameters(),
@@ -224,7 +246,7 @@ def train_trial(
             data.train_batches(cfg.batch_size, data_gen, augment=cfg.augment), 1
         ):
             with autocast():
-                out = model(x)
+                out = net(x.contiguous(memory_format=layout))
                 loss = F.cross_entropy(out.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -243,8 +265,8 @@ def train_trial(
             status = "diverged"
 
         t1 = time.perf_counter()
-        val_loss, val_acc = _evaluate(model, data, data.val, autocast, eval_batch)
-        test_loss, test_acc = _evaluate(model, data, data.test, autocast, eval_batch)
+        val_loss, val_acc = _evaluate(net, model, data, data.val, autocast, eval_batch, layout)
+        test_loss, test_acc = _evaluate(net, model, data, data.test, autocast, eval_batch, layout)
         metrics: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -262,7 +284,12 @@ def train_trial(
             metrics.update(measure_probes(model, probe_x, probe_y))
         history.append(metrics)
         if report is not None:
-            info = {**static_info, "status": status, "wall_seconds": time.perf_counter() - started}
+            info = {
+                **static_info,
+                "status": status,
+                "wall_seconds": time.perf_counter() - started,
+                "gpu_peak_mib": _gpu_peak_mib(device),
+            }
             report(EpochReport(metrics, lambda epoch=epoch: snapshot(epoch), info))
         if status == "diverged":
             break
@@ -277,4 +304,5 @@ def train_trial(
         wall_seconds=time.perf_counter() - started,
         device_name=static_info["device_name"],
         data_source=raw.source,
+        gpu_peak_mib=_gpu_peak_mib(device),
     )

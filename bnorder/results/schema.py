@@ -49,6 +49,7 @@ OUTCOME_COLUMNS = [
     pa.field("n_params", pa.int64()),
     pa.field("wall_seconds", pa.float64()),
     pa.field("device_name", pa.string()),
+    pa.field("gpu_peak_mib", pa.float64()),  # CUDA allocator peak: within the trial's GPU share?
     pa.field("data_source", pa.string()),
     pa.field("bnorder_version", pa.string()),
     pa.field("torch_version", pa.string()),
@@ -65,8 +66,12 @@ SWEEP_COLUMNS = [
     pa.field("arm_id", pa.string()),  # dataset/arch/d<depth>/<ordering>: one contender
     pa.field("ray_trial_id", pa.string()),
     pa.field("node_ip", pa.string()),
+    pa.field("node_id", pa.string()),  # Ray's node id: tells apart nodes that share an IP
+    pa.field("gpu_ids", pa.string()),  # the GPUs Ray assigned (CUDA_VISIBLE_DEVICES), e.g. "0"
     pa.field("cpu_per_trial", pa.float64()),
     pa.field("gpu_fraction", pa.float64()),  # 0.25: four trials shared one GPU
+    pa.field("trials_per_gpu", pa.int64()),  # the packing factor, 1/gpu_fraction; null off-GPU
+    pa.field("restarts", pa.int64()),  # times the trial resumed from a checkpoint (node loss)
     pa.field("study", pa.string()),  # the arm's Optuna study (tune phase)
     pa.field("optuna_trial", pa.int64()),  # the trial's number in that study
 ]

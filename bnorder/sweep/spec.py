@@ -29,7 +29,8 @@ class _Strict(BaseModel):
 
 
 class Resources(_Strict):
-    """Per trial. Ray does not enforce GPU memory: with gpu 0.25 each trial must fit a quarter."""
+    """Per trial. Ray does not enforce GPU memory: with gpu 0.25 each trial must fit a quarter,
+    and bnorder caps each trial's CUDA allocator at its share (see tune/trainable.share_gpu)."""
 
     cpu: float = Field(1.0, gt=0)  # torch threads follow it
     gpu: float = Field(0.0, ge=0)  # a whole number, or 1/k so k trials share one GPU

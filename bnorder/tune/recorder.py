@@ -125,6 +125,7 @@ class ResultsRecorder(Callback):
             device_name=last.get("device_name", ""),
             data_source=last.get("data_source", ""),
             error=error,
+            gpu_peak_mib=last.get("gpu_peak_mib"),
             extra={
                 "sweep": self.sweep,
                 "sweep_hash": self.sweep_hash,
@@ -132,8 +133,12 @@ class ResultsRecorder(Callback):
                 "arm_id": meta["arm_id"],
                 "ray_trial_id": trial.trial_id,
                 "node_ip": last.get("node_ip"),
+                "node_id": last.get("node_id"),
+                "gpu_ids": last.get("gpu_ids"),
                 "cpu_per_trial": float(meta["cpu"]),
                 "gpu_fraction": float(meta["gpu"]),
+                "trials_per_gpu": packing(float(meta["gpu"])),
+                "restarts": last.get("restarts", 0),
                 "study": meta.get("study"),
                 "optuna_trial": meta.get("optuna_trial"),
             },
@@ -201,3 +206,10 @@ def last_error(trial: Any) -> str:
 
 def arm_label(trial: Any) -> str:
     return unwrap(trial.config)["meta"]["arm_id"]
+
+
+def packing(gpu: float) -> int | None:
+    """Trials sharing one GPU: 4 for ``gpu: 0.25``; None for CPU-only trials."""
+    if gpu <= 0:
+        return None
+    return round(1 / gpu) if gpu < 1 else 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -99,19 +100,38 @@ def resolve_storage(
 
 
 def init_ray(address: str | None, num_cpus: int | None = None) -> None:
-    """Connect to ``address``, or start a local Ray (no dashboard) unless one is running."""
-    import ray
+    """Connect to ``address``, or start a local Ray (no dashboard) unless one is running.
 
+    A local Ray is private to this machine: every Ray port is bound to 127.0.0.1, not all
+    interfaces, and Ray (since 2.59) turns token authentication on for new local instances
+    unless ``RAY_AUTH_MODE=disabled``. On a cluster the nodes' settings rule (cluster/README.md).
+    """
     # Few kept checkpoints force frequent experiment snapshots: intended (resume stays in step
     # with the checkpoints), so Ray's warning about it is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # bnorder prints its own progress
+    if address is None:
+        _loopback_only()
+    import ray
+
     if ray.is_initialized():
         return
     if address:
         ray.init(address=address, log_to_driver=False)
         return
     ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+
+
+def _loopback_only() -> None:
+    # Ray treats Linux as a possible cluster node and binds its GCS, raylet and workers to the
+    # machine's IP on all interfaces; with "clusters off" (its macOS/Windows default) a local
+    # Ray uses 127.0.0.1 throughout. The flag is read when ray is first imported, so a process
+    # that imported ray already (tests) gets the module constant set as well.
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if "ray" in sys.modules:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] != "0"
 
 
 @dataclass(frozen=True)

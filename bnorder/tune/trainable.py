@@ -17,10 +17,17 @@ from bnorder.config import TrialConfig
 from bnorder.results.store import TRIALS
 from bnorder.train import EpochReport, train_trial
 
-__all__ = ["REPORTED_INFO", "run_trial", "trial_id_for", "unwrap"]
+__all__ = ["REPORTED_INFO", "run_trial", "share_gpu", "trial_id_for", "unwrap", "where_am_i"]
 
 STATE_FILE = "state.pt"
-REPORTED_INFO = ("status", "n_params", "device_name", "data_source", "wall_seconds")
+REPORTED_INFO = (
+    "status",
+    "n_params",
+    "device_name",
+    "data_source",
+    "wall_seconds",
+    "gpu_peak_mib",
+)
 
 
 def trial_id_for(sweep: str, ray_trial_id: str) -> str:
@@ -48,20 +55,50 @@ def run_trial(config: dict[str, Any]) -> None:
         max(1, int(meta["cpu"]))
     )  # Ray reserves cpu cores; torch must not use more
 
+    share_gpu(float(meta["gpu"]))
+
     resume = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             resume = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+    restarts = resume.get("restarts", 0) + 1 if resume is not None else 0
+    placement = where_am_i()
 
     def report(ep: EpochReport) -> None:
-        metrics = {**ep.metrics, **{k: ep.info[k] for k in REPORTED_INFO}}
+        metrics = {
+            **ep.metrics,
+            **{k: ep.info[k] for k in REPORTED_INFO},
+            **placement,
+            "restarts": restarts,
+        }
         with tempfile.TemporaryDirectory(prefix="bnorder-ckpt-") as folder:
-            torch.save(ep.state(), Path(folder) / STATE_FILE)
+            torch.save({**ep.state(), "restarts": restarts}, Path(folder) / STATE_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
     _inject_fault()
     train_trial(cfg, report, data_root=meta.get("data_root"), resume=resume, trial_id=trial_id)
+
+
+def share_gpu(fraction: float) -> None:
+    """Hold this trial to its share of the GPU Ray assigned it.
+
+    Ray hides the other GPUs (CUDA_VISIBLE_DEVICES), so ``cuda`` is the assigned one, but it does
+    not police memory: with ``gpu: 0.25`` four trials share one card and one greedy trial can
+    starve the rest. Capping PyTorch's allocator at the share turns that into this trial's own
+    out-of-memory error (retried, then recorded), and ``gpu_peak_mib`` in its row shows the use.
+    """
+    if 0 < fraction < 1 and torch.cuda.is_available():
+        torch.cuda.set_per_process_memory_fraction(fraction, 0)
+
+
+def where_am_i() -> dict[str, Any]:
+    """The node and GPUs this trial runs on, for its results row."""
+    import ray
+
+    ctx = ray.get_runtime_context()
+    gpus = ctx.get_accelerator_ids().get("GPU", [])
+    return {"node_id": ctx.get_node_id(), "gpu_ids": ",".join(map(str, gpus)) or None}
 
 
 def _inject_fault() -> None:
