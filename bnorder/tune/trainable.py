@@ -76,7 +76,7 @@ def run_trial(config: dict[str, Any]) -> None:
             torch.save({**ep.state(), "restarts": restarts}, Path(folder) / STATE_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
-    _inject_fault()
+    _inject_fault(meta["arm_id"])
     train_trial(cfg, report, data_root=meta.get("data_root"), resume=resume, trial_id=trial_id)
 
 
@@ -101,11 +101,12 @@ def where_am_i() -> dict[str, Any]:
     return {"node_id": ctx.get_node_id(), "gpu_ids": ",".join(map(str, gpus)) or None}
 
 
-def _inject_fault() -> None:
+def _inject_fault(arm_id: str) -> None:
     """Fault injection for tests of retries: ``BNORDER_FAULT=<marker dir>:<n>`` makes the first
-    ``n`` attempts (counted with files in the marker dir) raise a simulated out-of-memory error."""
+    ``n`` attempts (counted with files in the marker dir) raise a simulated out-of-memory error;
+    with ``BNORDER_FAULT_ONLY=<text>``, only attempts of arms whose id contains that text."""
     spec = os.environ.get("BNORDER_FAULT")
-    if not spec:
+    if not spec or os.environ.get("BNORDER_FAULT_ONLY", "") not in arm_id:
         return
     folder, _, count = spec.rpartition(":")
     marker = Path(folder)
