@@ -28,7 +28,14 @@ from bnorder.models import count_parameters, create_model
 from bnorder.optim import create_optimizer, create_schedule
 from bnorder.probes import measure_probes
 
-__all__ = ["EpochReport", "TrialResult", "build_model", "train_trial"]
+__all__ = [
+    "EpochReport",
+    "TrialResult",
+    "build_model",
+    "gpu_peak_mib_of",
+    "memory_layout",
+    "train_trial",
+]
 
 Status = Literal["ok", "diverged", "failed"]
 DIVERGENCE_CHECK_EVERY = 20  # steps between finiteness checks: each one syncs the GPU
@@ -99,12 +106,12 @@ def build_model(cfg: TrialConfig) -> nn.Module:
         )
 
 
-def _gpu_peak_mib(device: torch.device) -> float | None:
+def gpu_peak_mib_of(device: torch.device) -> float | None:
     """Peak memory this process allocated on ``device``: checks a trial kept to its GPU share."""
     return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
 
 
-def _layout(cfg: TrialConfig, ndim: int) -> torch.memory_format:
+def memory_layout(cfg: TrialConfig, ndim: int) -> torch.memory_format:
     """channels_last applies to image batches (N, C, H, W) only."""
     return torch.channels_last if cfg.channels_last and ndim == 4 else torch.contiguous_format
 
@@ -190,7 +197,7 @@ def train_trial(
 
     # ---------------------------------------------------------------- model and optimiser
     model = build_model(cfg).to(device)
-    layout = _layout(cfg, data.train.x.ndim)
+    layout = memory_layout(cfg, data.train.x.ndim)
     model = model.to(memory_format=layout)
     # `net` runs the batches; `model` (the same parameters) is what snapshots and probes see
     net = torch.compile(model) if cfg.compile else model
@@ -288,7 +295,7 @@ def train_trial(
                 **static_info,
                 "status": status,
                 "wall_seconds": time.perf_counter() - started,
-                "gpu_peak_mib": _gpu_peak_mib(device),
+                "gpu_peak_mib": gpu_peak_mib_of(device),
             }
             report(EpochReport(metrics, lambda epoch=epoch: snapshot(epoch), info))
         if status == "diverged":
@@ -304,5 +311,5 @@ def train_trial(
         wall_seconds=time.perf_counter() - started,
         device_name=static_info["device_name"],
         data_source=raw.source,
-        gpu_peak_mib=_gpu_peak_mib(device),
+        gpu_peak_mib=gpu_peak_mib_of(device),
     )
