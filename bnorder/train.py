@@ -68,6 +68,7 @@ class TrialResult:
     data_source: str
     error: str | None = None
     gpu_peak_mib: float | None = None  # the CUDA allocator's peak; None off-GPU
+    execution: str = "single"  # or "fused K": trained as one member of a fused seed array
     extra: dict[str, Any] = field(default_factory=dict)  # provenance added by sweeps
 
     def summary(self) -> dict[str, Any]:

@@ -272,6 +272,7 @@ def train_fused(
             device_name=static["device_name"],
             data_source=raw.source,
             gpu_peak_mib=gpu_peak_mib_of(device),
+            execution=f"fused {k}",
         )
         for m in range(k)
     ]

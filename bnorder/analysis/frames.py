@@ -118,7 +118,8 @@ def point_columns(df: pd.DataFrame) -> list[str]:
     replicated) and fields that do not change results (device, probes, probe_size). The
     hyperparameters a tuned sweep chose per arm do not count as varying (see :func:`keyed`).
     ``phase`` is added when rows of several phases are present, so a fixed-lr grid and a tuned
-    evaluation are never pooled.
+    evaluation are never pooled; ``execution`` likewise (single vs fused trials: equivalent by
+    test, yet an analysis must choose to pool them).
 
     Args:
         df: trials or scored rows.
@@ -132,7 +133,13 @@ def point_columns(df: pd.DataFrame) -> list[str]:
     # within a phase: a column set for grid rows and blanked for evaluate rows only repeats phase
     within = k.groupby(phase, dropna=False) if phase else [(None, k)]
     varying = {c for _, rows in within for c in config if rows[c].nunique(dropna=False) > 1}
-    return [*ALWAYS_BY, *(c for c in config if c in varying and c not in ALWAYS_BY), *phase]
+    mixed = [c for c in ("execution",) if c in k.columns and k[c].nunique(dropna=False) > 1]
+    return [
+        *ALWAYS_BY,
+        *(c for c in config if c in varying and c not in ALWAYS_BY),
+        *mixed,
+        *phase,
+    ]
 
 
 def resolve_by(df: pd.DataFrame, by: By) -> list[str]:

@@ -49,6 +49,9 @@ OUTCOME_COLUMNS = [
     pa.field("n_params", pa.int64()),
     pa.field("wall_seconds", pa.float64()),
     pa.field("device_name", pa.string()),
+    # single | fused K; with precision, channels_last, compile and trials_per_gpu, the whole
+    # execution mode, so no analysis pools modes without saying so
+    pa.field("execution", pa.string()),
     pa.field("gpu_peak_mib", pa.float64()),  # CUDA allocator peak: within the trial's GPU share?
     pa.field("data_source", pa.string()),
     pa.field("bnorder_version", pa.string()),

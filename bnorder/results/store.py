@@ -80,6 +80,7 @@ def trial_row(result: TrialResult) -> dict[str, Any]:
         "n_params": result.n_params,
         "wall_seconds": result.wall_seconds,
         "device_name": result.device_name,
+        "execution": result.execution,
         "gpu_peak_mib": result.gpu_peak_mib,
         "data_source": result.data_source,
         **provenance(),

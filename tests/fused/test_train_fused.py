@@ -43,6 +43,7 @@ def test_members_match_separate_trials(arch: str, ordering: str, optimizer: str)
     for cfg, got in zip(cfgs, fused, strict=True):
         alone = train_trial(cfg)
         assert got.config == cfg
+        assert (got.execution, alone.execution) == ("fused 3", "single")
         assert got.status == alone.status == "ok"
         assert got.n_params == alone.n_params
         assert len(got.epochs) == len(alone.epochs) == cfg.epochs
