@@ -280,6 +280,12 @@ def print_plan(plan: Any, out: Path, storage: str | None = None) -> None:
         f"resources per trial: {res.cpu:g} cpu, {res.gpu:g} gpu; max concurrent: "
         f"{spec.max_concurrent or 'as resources allow'}; retries: {spec.max_failures}"
     )
+    if spec.fuse > 1:
+        from bnorder.sweep.plan import fused_groups
+
+        trials = [(a.arm_id, c) for a, c in plan.grid_trials]
+        where = f"{len(fused_groups(trials, spec.fuse))} Ray trials" if trials else "evaluate"
+        print(f"fused seed arrays: up to {spec.fuse} replicates per Ray trial ({where})")
     print(f"output: {out}   ray storage: {storage or spec.storage or out / 'ray'}")
 
 

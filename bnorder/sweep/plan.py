@@ -19,7 +19,7 @@ from bnorder.errors import ConfigError
 from bnorder.models import get_arch
 from bnorder.sweep.spec import SweepSpec, TuneSpec
 
-__all__ = ["Arm", "SweepPlan", "make_plan"]
+__all__ = ["Arm", "SweepPlan", "fused_groups", "make_plan"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,22 @@ class SweepPlan:
         """Fresh seeds for the evaluate phase: never the tuning seed."""
         tune = self.tune
         return [s for s in range(tune.eval_seeds + 1) if s != tune.tune_seed][: tune.eval_seeds]
+
+
+def fused_groups(
+    trials: list[tuple[str, TrialConfig]], k: int
+) -> list[tuple[str, list[TrialConfig]]]:
+    """``(arm, config)`` trials as Ray trials of up to ``k`` configs that differ only in seeds
+    (see :func:`bnorder.train_fused.check_fusable`), in plan order; ``k = 1``: one each."""
+    from bnorder.train_fused import FUSABLE_SEEDS
+
+    groups: dict[tuple[str, str], list[TrialConfig]] = {}
+    for arm, cfg in trials:
+        key = (arm, cfg.model_dump_json(exclude=set(FUSABLE_SEEDS)))
+        groups.setdefault(key, []).append(cfg)
+    return [
+        (arm, cfgs[i : i + k]) for (arm, _), cfgs in groups.items() for i in range(0, len(cfgs), k)
+    ]
 
 
 def arm_id(cfg: TrialConfig, varying: list[str]) -> str:

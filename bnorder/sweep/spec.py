@@ -112,6 +112,9 @@ class SweepSpec(_Strict):
     seeds: int | list[int] = 1  # a count (0..n-1) or the list; grid mode
     resources: Resources = Resources()
     max_concurrent: int | None = Field(None, gt=0)  # None: as many as resources allow
+    # Up to this many seed replicates of one point train as one fused array (one Ray trial,
+    # one resources bundle) in grid and evaluate phases; 1 trains every trial on its own.
+    fuse: int = Field(1, ge=1)
     max_failures: int = Field(2, ge=0)  # retries of a trial that raised before it is 'failed'
     output: str | None = None  # default results/<name>
     storage: str | None = (

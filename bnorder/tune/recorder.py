@@ -3,6 +3,7 @@ progress (done / running / pending per arm, best so far)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from bnorder.config import TrialConfig
 from bnorder.results.schema import EPOCH_SCHEMA
 from bnorder.results.store import TRIALS, load, read_epochs, write_epochs, write_result
 from bnorder.train import TrialResult
-from bnorder.tune.trainable import trial_id_for, unwrap
+from bnorder.tune.trainable import member_configs, member_ids, unwrap
 
 __all__ = ["ArmProgress", "ResultsRecorder"]
 
@@ -79,15 +80,17 @@ class ResultsRecorder(Callback):
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
-        tid = self._id(trial)
-        if not self.epochs[tid]:  # a resumed driver: earlier epochs are on disk already
-            self.epochs[tid] = {e["epoch"]: e for e in read_epochs(self.out, tid)}
-        metrics = {k: result[k] for k in _EPOCH_KEYS if k in result}
-        self.epochs[tid][int(result["epoch"])] = metrics
-        write_epochs(self.out, tid, [self.epochs[tid][e] for e in sorted(self.epochs[tid])])
+        # a fused array reports each live member under "members"; a lone trial reports itself
+        for member in result.get("members") or [{**result, "trial_id": self._ids(trial)[0]}]:
+            tid = member["trial_id"]
+            if not self.epochs[tid]:  # a resumed driver: earlier epochs are on disk already
+                self.epochs[tid] = {e["epoch"]: e for e in read_epochs(self.out, tid)}
+            metrics = {k: member[k] for k in _EPOCH_KEYS if k in member}
+            self.epochs[tid][int(member["epoch"])] = metrics
+            write_epochs(self.out, tid, [self.epochs[tid][e] for e in sorted(self.epochs[tid])])
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        tid = self._id(trial)
+        tid = self._ids(trial)[0]
         if not self.epochs.get(tid) and (self.out / TRIALS / f"part-{tid}.parquet").exists():
             self._arm(trial).running.discard(trial.trial_id)
             return  # recorded before a driver restart; the trainable skipped it
@@ -105,50 +108,63 @@ class ResultsRecorder(Callback):
 
     # ---------------------------------------------------------------- rows
     def _finish(self, trial: Any, error: str | None) -> None:
-        tid = self._id(trial)
-        cfg = TrialConfig(**unwrap(trial.config)["trial"])
-        if not self.epochs.get(tid):
-            self.epochs[tid] = {e["epoch"]: e for e in read_epochs(self.out, tid)}
-        epochs = [self.epochs[tid][e] for e in sorted(self.epochs[tid])]
+        config = unwrap(trial.config)
+        meta = config["meta"]
         last = trial.last_result or {}
-        status = "failed" if error else last.get("status", "ok")
-        if status == "ok" and len(epochs) < cfg.epochs:
-            status = "pruned"  # stopped early by the scheduler
-        meta = unwrap(trial.config)["meta"]
-        result = TrialResult(
-            config=cfg,
-            trial_id=tid,
-            status=status,
-            epochs=epochs,
-            n_params=last.get("n_params", 0),
-            wall_seconds=last.get("wall_seconds", 0.0),
-            device_name=last.get("device_name", ""),
-            data_source=last.get("data_source", ""),
-            error=error,
-            gpu_peak_mib=last.get("gpu_peak_mib"),
-            extra={
-                "sweep": self.sweep,
-                "sweep_hash": self.sweep_hash,
-                "phase": self.phase,
-                "arm_id": meta["arm_id"],
-                "ray_trial_id": trial.trial_id,
-                "node_ip": last.get("node_ip"),
-                "node_id": last.get("node_id"),
-                "gpu_ids": last.get("gpu_ids"),
-                "cpu_per_trial": float(meta["cpu"]),
-                "gpu_fraction": float(meta["gpu"]),
-                "trials_per_gpu": packing(float(meta["gpu"])),
-                "restarts": last.get("restarts", 0),
-                "study": meta.get("study"),
-                "optuna_trial": meta.get("optuna_trial"),
-            },
-        )
-        write_result(self.out, result)
-        self._progress(trial, result)
+        members = {m["trial_id"]: m for m in last.get("members") or ()}
+        fused = "members" in config
+        for tid, fields in zip(self._ids(trial), member_configs(config), strict=True):
+            cfg = TrialConfig(**fields)
+            if not self.epochs.get(tid):
+                self.epochs[tid] = {e["epoch"]: e for e in read_epochs(self.out, tid)}
+            epochs = [self.epochs[tid][e] for e in sorted(self.epochs[tid])]
+            # a fused member that diverged stopped reporting: its status is in its last epoch
+            own = members.get(tid) or {}
+            diverged = bool(epochs) and not math.isfinite(epochs[-1].get("train_loss", 0.0))
+            status = (
+                "failed"
+                if error
+                else "diverged"
+                if diverged
+                else own.get("status", last.get("status", "ok"))
+            )
+            if status == "ok" and len(epochs) < cfg.epochs:
+                status = "pruned"  # stopped early by the scheduler
+            result = TrialResult(
+                config=cfg,
+                trial_id=tid,
+                status=status,
+                epochs=epochs,
+                n_params=last.get("n_params", 0),
+                wall_seconds=last.get("wall_seconds", 0.0),
+                device_name=last.get("device_name", ""),
+                data_source=last.get("data_source", ""),
+                error=error,
+                gpu_peak_mib=last.get("gpu_peak_mib"),
+                execution=f"fused {len(config['members'])}" if fused else "single",
+                extra={
+                    "sweep": self.sweep,
+                    "sweep_hash": self.sweep_hash,
+                    "phase": self.phase,
+                    "arm_id": meta["arm_id"],
+                    "ray_trial_id": trial.trial_id,
+                    "node_ip": last.get("node_ip"),
+                    "node_id": last.get("node_id"),
+                    "gpu_ids": last.get("gpu_ids"),
+                    "cpu_per_trial": float(meta["cpu"]),
+                    "gpu_fraction": float(meta["gpu"]),
+                    "trials_per_gpu": packing(float(meta["gpu"])),
+                    "restarts": last.get("restarts", 0),
+                    "study": meta.get("study"),
+                    "optuna_trial": meta.get("optuna_trial"),
+                },
+            )
+            write_result(self.out, result)
+            self._progress(trial, result)
 
     # ---------------------------------------------------------------- progress
-    def _id(self, trial: Any) -> str:
-        return trial_id_for(self.sweep, trial.trial_id)
+    def _ids(self, trial: Any) -> list[str]:
+        return member_ids(self.sweep, trial.trial_id, unwrap(trial.config))
 
     def _arm(self, trial: Any) -> ArmProgress:
         arm = unwrap(trial.config)["meta"]["arm_id"]

@@ -208,10 +208,18 @@ class _Sweep:
         return PhaseOutcome(phase, len(grid), len(grid.errors), time.monotonic() - started)
 
     def grid_phase(self, phase: str, trials: list[tuple[str, TrialConfig]]) -> PhaseOutcome:
-        """Exactly these (arm, config) trials, as one grid_search axis."""
+        """Exactly these (arm, config) trials, as one grid_search axis; with ``fuse: K``, seed
+        replicates of a point go together, up to K per Ray trial (``members``)."""
         from ray import tune
 
-        points = [{"trial": cfg.model_dump(), "meta": self.meta(phase, arm)} for arm, cfg in trials]
+        from bnorder.sweep.plan import fused_groups
+
+        points = [
+            {"trial": cfgs[0].model_dump(), "meta": self.meta(phase, arm)}
+            if len(cfgs) == 1
+            else {"members": [c.model_dump() for c in cfgs], "meta": self.meta(phase, arm)}
+            for arm, cfgs in fused_groups(trials, self.plan.spec.fuse)
+        ]
         planned = dict(Counter(arm for arm, _ in trials))
         return self.run_phase(phase, planned, {"point": tune.grid_search(points)})
 

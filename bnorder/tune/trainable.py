@@ -16,8 +16,18 @@ import torch
 from bnorder.config import TrialConfig
 from bnorder.results.store import TRIALS
 from bnorder.train import EpochReport, train_trial
+from bnorder.train_fused import train_fused
 
-__all__ = ["REPORTED_INFO", "run_trial", "share_gpu", "trial_id_for", "unwrap", "where_am_i"]
+__all__ = [
+    "REPORTED_INFO",
+    "member_configs",
+    "member_ids",
+    "run_trial",
+    "share_gpu",
+    "trial_id_for",
+    "unwrap",
+    "where_am_i",
+]
 
 STATE_FILE = "state.pt"
 REPORTED_INFO = (
@@ -35,6 +45,19 @@ def trial_id_for(sweep: str, ray_trial_id: str) -> str:
     return f"{sweep}-{ray_trial_id}"
 
 
+def member_configs(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The TrialConfig fields of each trial a Ray trial trains: one, or a fused array's."""
+    return config["members"] if "members" in config else [config["trial"]]
+
+
+def member_ids(sweep: str, ray_trial_id: str, config: dict[str, Any]) -> list[str]:
+    """Results ``trial_id`` of each member: ``<sweep>-<ray id>`` alone, ``...-m<k>`` fused."""
+    base = trial_id_for(sweep, ray_trial_id)
+    if "members" not in config:
+        return [base]
+    return [f"{base}-m{k}" for k in range(len(config["members"]))]
+
+
 def unwrap(config: dict[str, Any]) -> dict[str, Any]:
     """Grid phases pass each trial as ``{"point": {...}}`` (one grid_search axis); searchers
     pass ``{"trial": ..., "meta": ...}`` directly."""
@@ -42,14 +65,15 @@ def unwrap(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_trial(config: dict[str, Any]) -> None:
-    """Ray entry point. ``config = {"trial": TrialConfig fields, "meta": sweep bookkeeping}``."""
+    """Ray entry point. ``config = {"trial": TrialConfig fields, "meta": sweep bookkeeping}``,
+    or ``{"members": [TrialConfig fields, ...], "meta": ...}`` for a fused seed array."""
     from ray import tune
 
     config = unwrap(config)
     meta = config["meta"]
-    cfg = TrialConfig(**config["trial"])
-    trial_id = trial_id_for(meta["sweep"], tune.get_context().get_trial_id())
-    if (Path(meta["out"]) / TRIALS / f"part-{trial_id}.parquet").exists():
+    cfgs = [TrialConfig(**c) for c in member_configs(config)]
+    ids = member_ids(meta["sweep"], tune.get_context().get_trial_id(), config)
+    if all((Path(meta["out"]) / TRIALS / f"part-{tid}.parquet").exists() for tid in ids):
         return  # finished before a driver crash that Ray's experiment state did not see
     torch.set_num_threads(
         max(1, int(meta["cpu"]))
@@ -65,19 +89,31 @@ def run_trial(config: dict[str, Any]) -> None:
     restarts = resume.get("restarts", 0) + 1 if resume is not None else 0
     placement = where_am_i()
 
-    def report(ep: EpochReport) -> None:
+    def report(ep: EpochReport | list[EpochReport]) -> None:
+        # fused: the first live member's metrics stand for the Ray trial (progress, schedulers);
+        # every member's own are under "members", which the recorder writes one by one
+        reps = ep if isinstance(ep, list) else [ep]
         metrics = {
-            **ep.metrics,
-            **{k: ep.info[k] for k in REPORTED_INFO},
+            **reps[0].metrics,
+            **{k: reps[0].info[k] for k in REPORTED_INFO},
             **placement,
             "restarts": restarts,
         }
+        if isinstance(ep, list):
+            metrics["members"] = [
+                {**r.metrics, "trial_id": r.info["trial_id"], "status": r.info["status"]}
+                for r in reps
+            ]
         with tempfile.TemporaryDirectory(prefix="bnorder-ckpt-") as folder:
-            torch.save({**ep.state(), "restarts": restarts}, Path(folder) / STATE_FILE)
+            torch.save({**reps[0].state(), "restarts": restarts}, Path(folder) / STATE_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
     _inject_fault(meta["arm_id"])
-    train_trial(cfg, report, data_root=meta.get("data_root"), resume=resume, trial_id=trial_id)
+    data_root = meta.get("data_root")
+    if "members" in config:
+        train_fused(cfgs, report, data_root=data_root, resume=resume, trial_ids=ids)
+    else:
+        train_trial(cfgs[0], report, data_root=data_root, resume=resume, trial_id=ids[0])
 
 
 def share_gpu(fraction: float) -> None:

@@ -144,3 +144,24 @@ def test_shipped_smoke_sweep_end_to_end(tmp_path: Path) -> None:
     assert len(trials) == plan.trial_count("grid")
     assert set(trials.status) == {"ok"}
     assert len(epochs) == len(trials) * 2
+
+
+def test_fused_grid_sweep_records_each_member_once(
+    sweep_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    """``fuse: 2`` with 3 seeds: per arm one fused Ray trial of 2 members and one lone trial;
+    every member gets its own row, epochs and execution mode, equal to a lone trial's."""
+    text = GRID.replace("seeds: 2", "seeds: 3").replace("name: g", "name: fz") + "fuse: 2\n"
+    plan, trials, epochs = _run(sweep_file(text), tmp_path / "out")
+    assert len(trials) == plan.trial_count("grid") == 12
+    assert trials.config_hash.is_unique
+    assert set(trials.status) == {"ok"}
+    per_arm = trials.groupby("arm_id").execution.apply(sorted).tolist()
+    assert per_arm == [["fused 2", "fused 2", "single"]] * 4
+    assert trials.groupby("arm_id").ray_trial_id.nunique().eq(2).all()  # 2 Ray trials per arm
+    assert len(epochs) == 12 * 2
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert epochs.act_dead_frac_mean.notna().all()  # probes per member
+    # a fused member's metrics are its own: seeds 0 and 1 of an arm differ
+    fused = trials[trials.execution == "fused 2"].sort_values(["arm_id", "seed"])
+    assert fused.groupby("arm_id").final_train_loss.nunique().eq(2).all()
