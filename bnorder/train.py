@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnorder.config import TrialConfig
-from bnorder.data import TrialData, get_dataset, load_dataset, prepare_data
+from bnorder.data import RawData, TrialData, get_dataset, load_dataset, prepare_data
 from bnorder.device import device_name, resolve_device
 from bnorder.models import count_parameters, create_model
 from bnorder.optim import create_optimizer, create_schedule
@@ -31,8 +31,10 @@ from bnorder.probes import measure_probes
 __all__ = [
     "EpochReport",
     "TrialResult",
+    "autocast_for",
     "build_model",
     "gpu_peak_mib_of",
+    "load_trial_data",
     "memory_layout",
     "train_trial",
 ]
@@ -107,6 +109,32 @@ def build_model(cfg: TrialConfig) -> nn.Module:
         )
 
 
+def autocast_for(
+    cfg: TrialConfig, device: torch.device
+) -> Callable[[], contextlib.AbstractContextManager]:
+    """bf16 autocast (matmuls and convolutions; BatchNorm keeps fp32 statistics) or nothing."""
+    if cfg.precision != "bf16":
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def load_trial_data(
+    cfg: TrialConfig, data_root: str | Path | None, device: torch.device
+) -> tuple[RawData, TrialData]:
+    """The dataset as loaded, and its split for this trial on ``device``."""
+    raw = load_dataset(cfg.dataset, data_root)
+    data = prepare_data(
+        raw,
+        val_fraction=cfg.val_fraction,
+        split_seed=cfg.split_seed,
+        subset=cfg.subset,
+        test_subset=cfg.test_subset,
+        normalization=cfg.normalization,
+        device=device,
+    )
+    return raw, data
+
+
 def gpu_peak_mib_of(device: torch.device) -> float | None:
     """Peak memory this process allocated on ``device``: checks a trial kept to its GPU share."""
     return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
@@ -173,25 +201,11 @@ def train_trial(
         or (resume or {}).get("trial_id")
         or f"{cfg.config_hash[:8]}-{uuid.uuid4().hex[:8]}"
     )
-    use_bf16 = cfg.precision == "bf16"
     eval_batch = GPU_EVAL_BATCH if device.type == "cuda" else cfg.batch_size
-
-    def autocast() -> contextlib.AbstractContextManager:
-        if not use_bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    autocast = autocast_for(cfg, device)
 
     # ---------------------------------------------------------------- data
-    raw = load_dataset(cfg.dataset, data_root)
-    data = prepare_data(
-        raw,
-        val_fraction=cfg.val_fraction,
-        split_seed=cfg.split_seed,
-        subset=cfg.subset,
-        test_subset=cfg.test_subset,
-        normalization=cfg.normalization,
-        device=device,
-    )
+    raw, data = load_trial_data(cfg, data_root, device)
     data_gen = torch.Generator().manual_seed(cfg.data_seed)  # batch order and augmentation only
     probe_x = data.to_float(data.train.x[: cfg.probe_size]) if cfg.probes else None
     probe_y = data.train.y[: cfg.probe_size] if cfg.probes else None

@@ -9,7 +9,6 @@ same examples. Read top to bottom: checks, data, the fused network, the epoch lo
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnorder.config import TrialConfig
-from bnorder.data import TrialData, load_dataset, prepare_data
+from bnorder.data import TrialData
 from bnorder.device import device_name, resolve_device
 from bnorder.errors import ConfigError
 from bnorder.fused import FusedArray, fuse_models, fused_cross_entropy
@@ -36,8 +35,10 @@ from bnorder.train import (
     EpochReport,
     Status,
     TrialResult,
+    autocast_for,
     build_model,
     gpu_peak_mib_of,
+    load_trial_data,
     memory_layout,
 )
 
@@ -114,23 +115,10 @@ def train_fused(
         or [f"{c.config_hash[:8]}-{uuid.uuid4().hex[:8]}" for c in cfgs]
     )
     eval_batch = GPU_EVAL_BATCH if device.type == "cuda" else cfg.batch_size
-
-    def autocast() -> contextlib.AbstractContextManager:
-        if cfg.precision != "bf16":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    autocast = autocast_for(cfg, device)
 
     # ---------------------------------------------------------------- data
-    raw = load_dataset(cfg.dataset, data_root)
-    data = prepare_data(
-        raw,
-        val_fraction=cfg.val_fraction,
-        split_seed=cfg.split_seed,
-        subset=cfg.subset,
-        test_subset=cfg.test_subset,
-        normalization=cfg.normalization,
-        device=device,
-    )
+    raw, data = load_trial_data(cfg, data_root, device)
     gens = [torch.Generator().manual_seed(c.data_seed) for c in cfgs]
     probe_x = data.to_float(data.train.x[: cfg.probe_size]) if cfg.probes else None
     probe_y = data.train.y[: cfg.probe_size] if cfg.probes else None
