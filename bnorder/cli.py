@@ -47,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
 # Config fields settable from the command line, with their help. Values reach TrialConfig as
 # given, so validation (and its messages) live in one place.
 _MODEL_FLAGS: dict[str, str] = {
-    "dataset": "cifar10 | cifar100 | fashion_mnist | mnist | synthetic (default cifar10)",
+    "dataset": "cifar10 | cifar100 | fashion_mnist | mnist | synthetic | cifar_shaped",
     "arch": "cnn | mlp | mlp_seed | resnet (default cnn)",
     "ordering": "block ordering, e.g. conv-relu-bn, bn-relu-conv, case2 (`bnorder orderings`)",
     "depth": "ordered blocks (default 8)",
@@ -372,7 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data_root_help = "the data root (default: $BNORDER_DATA_ROOT, else ~/.cache/bnorder/data)"
     p = data_sub.add_parser("fetch", help="download (or copy) a dataset and verify it")
-    p.add_argument("dataset", help="cifar10 | cifar100 | fashion_mnist | mnist | synthetic")
+    p.add_argument(
+        "dataset", help="cifar10 | cifar100 | fashion_mnist | mnist (synthetic ones need none)"
+    )
     p.add_argument("--data-root", default=None, help=data_root_help)
     p.set_defaults(func=_cmd_data_fetch)
     p = data_sub.add_parser("list", help="every dataset bnorder knows: present where, or missing")

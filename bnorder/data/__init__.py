@@ -9,7 +9,15 @@ from pathlib import Path
 
 from bnorder.data.batches import Split, TrialData, prepare_data
 from bnorder.data.sources import RawData, default_data_root, load_cifar, load_idx_dataset
-from bnorder.data.synthetic import N_TEST, N_TRAIN, SYNTHETIC_SHAPE, make_synthetic
+from bnorder.data.synthetic import (
+    CIFAR_SHAPE,
+    CIFAR_SIZES,
+    N_TEST,
+    N_TRAIN,
+    SYNTHETIC_SHAPE,
+    make_cifar_shaped,
+    make_synthetic,
+)
 from bnorder.registry import lookup, register
 
 __all__ = [
@@ -90,6 +98,17 @@ for _spec, _aliases in [
             lambda root, download=True: make_synthetic(),
             "generated in code: 2560/512 colour 16×16, 10 classes; tests and smoke runs",
             (N_TRAIN, N_TEST),
+        ),
+        (),
+    ),
+    (
+        DatasetSpec(
+            "cifar_shaped",
+            CIFAR_SHAPE,
+            10,
+            lambda root, download=True: make_cifar_shaped(),
+            "random uint8 of CIFAR-10's shape and size: throughput only (accuracy is chance)",
+            CIFAR_SIZES,
         ),
         (),
     ),

@@ -12,7 +12,15 @@ import torch.nn.functional as F
 
 from bnorder.data.sources import RawData
 
-__all__ = ["N_TEST", "N_TRAIN", "SYNTHETIC_SHAPE", "make_synthetic"]
+__all__ = [
+    "CIFAR_SHAPE",
+    "CIFAR_SIZES",
+    "N_TEST",
+    "N_TRAIN",
+    "SYNTHETIC_SHAPE",
+    "make_cifar_shaped",
+    "make_synthetic",
+]
 
 SYNTHETIC_SHAPE = (3, 16, 16)
 NUM_CLASSES = 10
@@ -49,3 +57,18 @@ def make_synthetic() -> RawData:
     x_train = _examples(prototypes, y_train, g)
     x_test = _examples(prototypes, y_test, g)
     return RawData(x_train, y_train.long(), x_test, y_test.long(), source="synthetic (generated)")
+
+
+CIFAR_SHAPE = (3, 32, 32)
+CIFAR_SIZES = (50_000, 10_000)
+
+
+def make_cifar_shaped() -> RawData:
+    """Uniform random uint8 images and labels of CIFAR-10's shape and size: the cost of a CIFAR
+    trial (throughput benchmarks, GPU sizing) where CIFAR-10 cannot be downloaded. Nothing is
+    learnable: accuracy stays at chance."""
+    g = torch.Generator().manual_seed(_SEED)
+    n_train, n_test = CIFAR_SIZES
+    x = torch.randint(0, 256, (n_train + n_test, *CIFAR_SHAPE), generator=g, dtype=torch.uint8)
+    y = torch.randint(0, NUM_CLASSES, (n_train + n_test,), generator=g)
+    return RawData(x[:n_train], y[:n_train], x[n_train:], y[n_train:], "random, CIFAR-10-shaped")

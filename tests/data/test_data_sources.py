@@ -44,7 +44,14 @@ def _tree(root: Path) -> list[str]:
 
 
 def test_dataset_names() -> None:
-    assert DATASET_NAMES == ("cifar10", "cifar100", "fashion_mnist", "mnist", "synthetic")
+    assert DATASET_NAMES == (
+        "cifar10",
+        "cifar100",
+        "fashion_mnist",
+        "mnist",
+        "synthetic",
+        "cifar_shaped",
+    )
 
 
 @pytest.mark.parametrize(
@@ -79,7 +86,7 @@ def test_aliases_resolve(given: str, name: str) -> None:
 def test_unknown_name_suggests_the_closest(typo: str, suggestion: str) -> None:
     pattern = (
         rf"^dataset: unknown dataset '{re.escape(typo)}'; did you mean '{suggestion}'\? "
-        r"valid: cifar10, cifar100, fashion_mnist, mnist, synthetic$"
+        r"valid: cifar10, cifar100, fashion_mnist, mnist, synthetic, cifar_shaped$"
     )
     with pytest.raises(ConfigError, match=pattern):
         get_dataset(typo)

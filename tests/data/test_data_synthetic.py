@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bnorder.data import RawData, get_dataset, load_dataset
-from bnorder.data.synthetic import SYNTHETIC_SHAPE, make_synthetic
+from bnorder.data.synthetic import SYNTHETIC_SHAPE, make_cifar_shaped, make_synthetic
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +65,12 @@ def test_by_name(synthetic: RawData, tmp_path: Path) -> None:
     assert torch.equal(raw.x_train, synthetic.x_train)
     assert raw.source == "synthetic (generated)"
     assert not (tmp_path / "root").exists()  # no files, no folders
+
+
+def test_cifar_shaped_has_cifar10s_shape_and_size() -> None:
+    raw = load_dataset("cifar_shaped")
+    assert tuple(raw.x_train.shape) == (50_000, 3, 32, 32)
+    assert tuple(raw.x_test.shape) == (10_000, 3, 32, 32)
+    assert raw.x_train.dtype == torch.uint8
+    assert set(raw.y_train.unique().tolist()) == set(range(10))
+    assert torch.equal(make_cifar_shaped().x_test[:8], raw.x_test[:8])  # seeded: same everywhere
