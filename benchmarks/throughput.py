@@ -29,12 +29,11 @@ from torch import nn
 
 from bnorder import TrialConfig
 from bnorder.data import RawData, prepare_data
-from bnorder.device import device_name, resolve_device
+from bnorder.device import device_name, peak_flops, resolve_device
 from bnorder.fused import fuse_models, fused_cross_entropy
+from bnorder.models import forward_flops
 from bnorder.train import build_model
 
-# Dense peak FLOP/s (no sparsity) by GPU name fragment: (bf16, tf32).
-PEAK = {"H200": (989e12, 494e12), "H100": (989e12, 494e12), "A100": (312e12, 156e12)}
 CIFAR_TRAIN = 50_000  # images per CIFAR-10 epoch, for s/epoch
 
 
@@ -45,26 +44,6 @@ class Mode:
     channels_last: bool = False
     bf16: bool = False
     compile: bool = False
-
-
-def forward_flops(model: nn.Module, shape: tuple[int, ...]) -> float:
-    """FLOPs of one image's forward pass: 2 x multiply-adds of every conv and linear."""
-    total = 0.0
-
-    def hook(m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(m, nn.Conv2d):
-            k = m.kernel_size[0] * m.kernel_size[1] * m.in_channels // m.groups
-            total += 2 * out.numel() * k
-        elif isinstance(m, nn.Linear):
-            total += 2 * out.numel() * m.in_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, *shape))
-    for h in handles:
-        h.remove()
-    return total
 
 
 # ---------------------------------------------------------------- the seed notebook's loop
@@ -235,7 +214,6 @@ def main() -> None:
     raw = RawData.from_numpy(x, y, x[:256], y[:256], "random uint8, CIFAR-10 shape")
 
     flops = 3 * forward_flops(build_model(cfg), (3, 32, 32))  # forward + backward per image
-    peak = next((v for k, v in PEAK.items() if gpu and k in torch.cuda.get_device_name()), None)
     modes = [
         Mode("bnorder fp32 (data on device)"),
         Mode("+ channels_last", channels_last=True),
@@ -268,9 +246,8 @@ def main() -> None:
     base = rows[0][1]
     print(f"{'mode':<40} {'images/s':>10} {'s/epoch':>8} {'speedup':>8} {'MFU':>6}")
     for name, rate, mode in rows:
-        mfu = ""
-        if peak is not None:
-            mfu = f"{flops * rate / peak[0 if mode and mode.bf16 else 1]:.1%}"
+        peak = peak_flops(device_name(device), bf16=bool(mode and mode.bf16)) if gpu else None
+        mfu = f"{flops * rate / peak:.1%}" if peak else ""
         print(f"{name:<40} {rate:>10,.0f} {CIFAR_TRAIN / rate:>8.2f} {rate / base:>7.2f}x {mfu:>6}")
     best = max(rows[1:], key=lambda r: r[1])
     print(f"best speedup vs seed loop: {best[1] / base:.2f}x ({best[0]})")

@@ -6,7 +6,11 @@ import torch
 
 from bnorder.errors import ConfigError
 
-__all__ = ["device_name", "resolve_device"]
+__all__ = ["device_name", "peak_flops", "resolve_device"]
+
+# Dense (no sparsity) peak FLOP/s by GPU name fragment: (bf16, tf32). fp32 convolutions and
+# matmuls run as TF32 on these by default (cuDNN), so TF32 is the fp32 modes' ceiling.
+PEAK_FLOPS = {"H200": (989e12, 494e12), "H100": (989e12, 494e12), "A100": (312e12, 156e12)}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -48,3 +52,11 @@ def device_name(device: torch.device) -> str:
     import platform
 
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def peak_flops(name: str, *, bf16: bool) -> float | None:
+    """The dense peak of the GPU called ``name`` for the precision, for MFU; None if unknown."""
+    for fragment, (half, tf32) in PEAK_FLOPS.items():
+        if fragment in name:
+            return half if bf16 else tf32
+    return None

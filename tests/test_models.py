@@ -154,3 +154,17 @@ def test_kaiming_init_changes_weights_deterministically() -> None:
     assert not torch.equal(default.stem.weight, kaiming.stem.weight)
     assert torch.equal(kaiming.stem.bias, torch.zeros(4))
     assert torch.equal(build("kaiming").stem.weight, kaiming.stem.weight)
+
+
+def test_forward_flops_of_the_seed_cnn_is_0_6_gflop() -> None:
+    """The issue's figure: the seed CNN (8 x 64 channels at 32x32) is ~0.6 GFLOP per image."""
+    from bnorder.models import forward_flops
+
+    model = create_model(
+        "cnn", parse_ordering("case1"), depth=8, width=64, in_shape=(3, 32, 32), num_classes=10
+    )
+    per_conv = 2 * 64 * 64 * 9 * 32 * 32
+    stem = 2 * 3 * 64 * 9 * 32 * 32
+    head = 2 * 64 * 10
+    assert forward_flops(model, (3, 32, 32)) == 8 * per_conv + stem + head
+    assert model.training  # left as it was

@@ -22,6 +22,7 @@ __all__ = [
     "ProbeSite",
     "count_parameters",
     "create_model",
+    "forward_flops",
     "get_arch",
     "init_weights",
 ]
@@ -111,3 +112,30 @@ def create_model(
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def forward_flops(model: nn.Module, in_shape: tuple[int, ...]) -> float:
+    """FLOPs of one example's forward pass: 2 x the multiply-adds of every convolution and
+    linear layer (norms and activations are noise next to them). Training costs ~3x this."""
+    import torch
+
+    total = 0.0
+
+    def count(m: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(m, nn.Conv2d):
+            per_output = m.kernel_size[0] * m.kernel_size[1] * m.in_channels // m.groups
+            total += 2 * out.numel() * per_output
+        elif isinstance(m, nn.Linear):
+            total += 2 * out.numel() * m.in_features
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *in_shape))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return total
