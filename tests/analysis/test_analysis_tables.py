@@ -119,6 +119,15 @@ def test_point_columns_follow_what_varies() -> None:
     assert point_columns(t) == ["dataset", "arch", "lr"]
 
 
+def test_execution_modes_are_never_pooled_silently() -> None:
+    t = planted(execution="single")
+    assert point_columns(t) == ["dataset", "arch"]
+    t.loc[t["seed"] < 5, "execution"] = "fused 5"
+    assert point_columns(t) == ["dataset", "arch", "execution"]
+    t["precision"] = np.where(t["seed"] % 2, "bf16", "fp32")  # a config field: a point too
+    assert point_columns(t) == ["dataset", "arch", "precision", "execution"]
+
+
 def tuned_frame(effect: float = 0.0) -> pd.DataFrame:
     """Evaluate rows of a tuned sweep: every arm at its own tuned lr and batch size."""
     t = planted(effect, phase="evaluate")
