@@ -36,6 +36,7 @@ __all__ = [
     "gpu_peak_mib_of",
     "load_trial_data",
     "memory_layout",
+    "optimizer_for",
     "train_trial",
 ]
 
@@ -135,6 +136,15 @@ def load_trial_data(
     return raw, data
 
 
+def optimizer_for(cfg: TrialConfig, params: Any, n_train: int) -> tuple[Any, Any]:
+    """The optimiser ``cfg`` names over ``params``, and its lr schedule over all the steps."""
+    optimizer = create_optimizer(
+        cfg.optimizer, params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+    )
+    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+    return optimizer, create_schedule(cfg.schedule, optimizer, steps_per_epoch * cfg.epochs)
+
+
 def gpu_peak_mib_of(device: torch.device) -> float | None:
     """Peak memory this process allocated on ``device``: checks a trial kept to its GPU share."""
     return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
@@ -216,15 +226,7 @@ def train_trial(
     model = model.to(memory_format=layout)
     # `net` runs the batches; `model` (the same parameters) is what snapshots and probes see
     net = torch.compile(model) if cfg.compile else model
-    optimizer = create_optimizer(
-        cfg.optimizer,
-        model.parameters(),
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        momentum=cfg.momentum,
-    )
-    steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
-    schedule = create_schedule(cfg.schedule, optimizer, steps_per_epoch * cfg.epochs)
+    optimizer, schedule = optimizer_for(cfg, model.parameters(), len(data.train))
     history: list[dict[str, Any]] = []
     first_epoch = 1
     if resume is not None:

@@ -27,7 +27,6 @@ from bnorder.device import device_name, resolve_device
 from bnorder.errors import ConfigError
 from bnorder.fused import FusedArray, fuse_models, fused_cross_entropy
 from bnorder.models import count_parameters
-from bnorder.optim import create_optimizer, create_schedule
 from bnorder.probes import measure_probes
 from bnorder.train import (
     DIVERGENCE_CHECK_EVERY,
@@ -40,6 +39,7 @@ from bnorder.train import (
     gpu_peak_mib_of,
     load_trial_data,
     memory_layout,
+    optimizer_for,
 )
 
 __all__ = ["FUSABLE_SEEDS", "check_fusable", "train_fused"]
@@ -129,15 +129,7 @@ def train_fused(
     layout = memory_layout(cfg, data.train.x.ndim)
     array = fuse_models(members).to(device).to(memory_format=layout)
     net = torch.compile(array) if cfg.compile else array
-    optimizer = create_optimizer(
-        cfg.optimizer,
-        array.parameters(),
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        momentum=cfg.momentum,
-    )
-    steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
-    schedule = create_schedule(cfg.schedule, optimizer, steps_per_epoch * cfg.epochs)
+    optimizer, schedule = optimizer_for(cfg, array.parameters(), len(data.train))
     histories: list[list[dict[str, Any]]] = [[] for _ in cfgs]
     first_epoch = 1
     if resume is not None:

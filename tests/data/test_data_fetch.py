@@ -9,7 +9,7 @@ import pytest
 import torch
 from data_layouts import make_dataset
 
-from bnorder.data import RawData, get_dataset, sources
+from bnorder.data import DATASET_NAMES, RawData, get_dataset, sources
 from bnorder.data.fetch import fetch, survey, verify
 from bnorder.errors import DataError
 
@@ -91,14 +91,7 @@ def test_fetch_into_a_root_that_cannot_be_made(tmp_path: Path, no_debian_copy: P
 
 def test_survey_lists_present_and_missing(tmp_path: Path, no_debian_copy: Path) -> None:
     found = {p.dataset: p for p in survey(tmp_path)}
-    assert set(found) == {
-        "cifar10",
-        "cifar100",
-        "fashion_mnist",
-        "mnist",
-        "synthetic",
-        "cifar_shaped",
-    }
+    assert tuple(found) == DATASET_NAMES
     assert found["synthetic"].present
     assert (found["synthetic"].train, found["synthetic"].test) == get_dataset("synthetic").sizes
     assert not found["cifar10"].present
