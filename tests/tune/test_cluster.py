@@ -100,13 +100,23 @@ archs: [cnn]
 orderings: {orderings}
 fixed: {{depth: {depth}, width: {width}, epochs: {epochs}, device: cpu}}
 seeds: {seeds}
-resources: {{cpu: 1, gpu: 0.5}}
+resources: {resources}
 max_failures: {max_failures}
+fuse: {fuse}
 """
 
 
 def _sweep_file(folder: Path, **kw: object) -> Path:
-    values = {"depth": 1, "width": 8, "epochs": 2, "seeds": 2, "max_failures": 2, **kw}
+    values = {
+        "depth": 1,
+        "width": 8,
+        "epochs": 2,
+        "seeds": 2,
+        "max_failures": 2,
+        "resources": "{cpu: 1, gpu: 0.5}",
+        "fuse": 1,
+        **kw,
+    }
     path = folder / f"{values['name']}.yaml"
     path.write_text(SWEEP.format(**values))
     return path
@@ -221,24 +231,42 @@ def test_driver_killed_then_resume_completes_without_duplicates(
     assert set(load(out).trials.status) == {"ok"}
 
 
+@pytest.mark.parametrize(
+    ("fuse", "resources"),
+    [
+        (1, "{cpu: 1, gpu: 0.5}"),  # four trials, two per node
+        (2, "{cpu: 2, gpu: 1}"),  # two fused arrays of two seeds, one per node
+    ],
+)
 def test_worker_node_killed_mid_sweep_its_trials_resume_on_the_other(
-    cluster: LocalCluster, tmp_path: Path
+    cluster: LocalCluster, tmp_path: Path, fuse: int, resources: str
 ) -> None:
     path = _sweep_file(
-        tmp_path, name="nodeloss", orderings="[case1, case2]", depth=2, width=16, epochs=6
+        tmp_path,
+        name="nodeloss",
+        orderings="[case1, case2]",
+        depth=2,
+        width=16,
+        epochs=6,
+        fuse=fuse,
+        resources=resources,
     )
     out = tmp_path / "out"
     proc = _driver(cluster, path, out)
-    # all four trials run at once (two per node); kill a node once each has a checkpoint
+    # all four trials run at once, spread over both nodes; kill one once each has a checkpoint
     _wait(lambda: sum(n >= 1 for n in _epoch_parts(out).values()) >= 4, proc)
     victim = WORKER_IPS[0]
     cluster.kill(victim)
-    _finish(proc)
+    try:
+        _finish(proc)
+    finally:
+        cluster.add_worker(victim)  # whole again for what comes next
     _assert_each_config_once(path, out)
     trials = load(out).trials
     print(trials[["arm_id", "seed", "node_ip", "restarts", "epochs_done", "status"]].to_string())
     assert set(trials.status) == {"ok"}
     assert (trials.epochs_done == 6).all()
+    assert set(trials.execution) == {"single" if fuse == 1 else f"fused {fuse}"}
     moved = trials[trials.restarts > 0]
     assert len(moved) >= 1  # the killed node's trials came back from a checkpoint...
     assert set(moved.node_ip) == {WORKER_IPS[1]}  # ...on the surviving node
