@@ -83,11 +83,9 @@ class ResultsRecorder(Callback):
         # a fused array reports each live member under "members"; a lone trial reports itself
         for member in result.get("members") or [{**result, "trial_id": self._ids(trial)[0]}]:
             tid = member["trial_id"]
-            if not self.epochs[tid]:  # a resumed driver: earlier epochs are on disk already
-                self.epochs[tid] = {e["epoch"]: e for e in read_epochs(self.out, tid)}
-            metrics = {k: member[k] for k in _EPOCH_KEYS if k in member}
-            self.epochs[tid][int(member["epoch"])] = metrics
-            write_epochs(self.out, tid, [self.epochs[tid][e] for e in sorted(self.epochs[tid])])
+            known = self._known_epochs(tid)
+            known[int(member["epoch"])] = {k: member[k] for k in _EPOCH_KEYS if k in member}
+            write_epochs(self.out, tid, [known[e] for e in sorted(known)])
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tid = self._ids(trial)[0]
@@ -111,23 +109,16 @@ class ResultsRecorder(Callback):
         config = unwrap(trial.config)
         meta = config["meta"]
         last = trial.last_result or {}
-        members = {m["trial_id"]: m for m in last.get("members") or ()}
-        fused = "members" in config
-        for tid, fields in zip(self._ids(trial), member_configs(config), strict=True):
+        ids = self._ids(trial)
+        execution = f"fused {len(ids)}" if "members" in config else "single"
+        for tid, fields in zip(ids, member_configs(config), strict=True):
             cfg = TrialConfig(**fields)
-            if not self.epochs.get(tid):
-                self.epochs[tid] = {e["epoch"]: e for e in read_epochs(self.out, tid)}
-            epochs = [self.epochs[tid][e] for e in sorted(self.epochs[tid])]
-            # a fused member that diverged stopped reporting: its status is in its last epoch
-            own = members.get(tid) or {}
+            known = self._known_epochs(tid)
+            epochs = [known[e] for e in sorted(known)]
+            # training ends a trial (or a fused member) on its first non-finite epoch loss, so
+            # its own last epoch says whether it diverged
             diverged = bool(epochs) and not math.isfinite(epochs[-1].get("train_loss", 0.0))
-            status = (
-                "failed"
-                if error
-                else "diverged"
-                if diverged
-                else own.get("status", last.get("status", "ok"))
-            )
+            status = "failed" if error else "diverged" if diverged else "ok"
             if status == "ok" and len(epochs) < cfg.epochs:
                 status = "pruned"  # stopped early by the scheduler
             result = TrialResult(
@@ -141,7 +132,7 @@ class ResultsRecorder(Callback):
                 data_source=last.get("data_source", ""),
                 error=error,
                 gpu_peak_mib=last.get("gpu_peak_mib"),
-                execution=f"fused {len(config['members'])}" if fused else "single",
+                execution=execution,
                 extra={
                     "sweep": self.sweep,
                     "sweep_hash": self.sweep_hash,
@@ -161,6 +152,12 @@ class ResultsRecorder(Callback):
             )
             write_result(self.out, result)
             self._progress(trial, result)
+
+    def _known_epochs(self, tid: str) -> dict[int, dict[str, Any]]:
+        """This driver's epochs of ``tid``; after a driver restart, first those on disk."""
+        if not self.epochs.get(tid):
+            self.epochs[tid] = {e["epoch"]: e for e in read_epochs(self.out, tid)}
+        return self.epochs[tid]
 
     # ---------------------------------------------------------------- progress
     def _ids(self, trial: Any) -> list[str]:

@@ -100,10 +100,7 @@ def run_trial(config: dict[str, Any]) -> None:
             "restarts": restarts,
         }
         if isinstance(ep, list):
-            metrics["members"] = [
-                {**r.metrics, "trial_id": r.info["trial_id"], "status": r.info["status"]}
-                for r in reps
-            ]
+            metrics["members"] = [{**r.metrics, "trial_id": r.info["trial_id"]} for r in reps]
         with tempfile.TemporaryDirectory(prefix="bnorder-ckpt-") as folder:
             torch.save({**reps[0].state(), "restarts": restarts}, Path(folder) / STATE_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))

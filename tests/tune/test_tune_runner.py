@@ -165,3 +165,26 @@ def test_fused_grid_sweep_records_each_member_once(
     # a fused member's metrics are its own: seeds 0 and 1 of an arm differ
     fused = trials[trials.execution == "fused 2"].sort_values(["arm_id", "seed"])
     assert fused.groupby("arm_id").final_train_loss.nunique().eq(2).all()
+
+
+def test_diverged_trials_are_results_alone_or_fused(
+    sweep_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    """An absurd lr makes every trial diverge in its first epoch: recorded as ``diverged`` with
+    that one epoch, whether it trained alone or as a member of a fused array."""
+    text = """
+    name: boom
+    mode: grid
+    datasets: [synthetic]
+    archs: [mlp]
+    orderings: [conv-relu]    # no norm: nothing rescues the weights
+    fixed: {depth: 1, width: 8, epochs: 3, device: cpu, optimizer: sgd, lr: 1.0e+8}
+    seeds: 3
+    fuse: 2
+    """
+    _, trials, epochs = _run(sweep_file(text), tmp_path / "out")
+    assert len(trials) == 3
+    assert sorted(trials.execution) == ["fused 2", "fused 2", "single"]
+    assert set(trials.status) == {"diverged"}
+    assert (trials.epochs_done == 1).all()
+    assert len(epochs) == 3
