@@ -197,6 +197,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     spec, text = load_sweep(args.file)
     plan = make_plan(spec, str(args.file))
     out = args.out or spec.output_dir
+    if storage := args.storage or spec.storage:
+        from bnorder.tune.runner import check_storage
+
+        check_storage(storage)  # before the plan is printed, --dry-run included
     print_plan(plan, out, args.storage)
     if args.dry_run:
         return 0

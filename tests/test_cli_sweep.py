@@ -55,3 +55,16 @@ def test_missing_dataset_fails_before_ray(
     assert err.count("\n") == 1
     assert "dataset 'cifar10' not found" in err
     assert "Traceback" not in err
+
+
+def test_bad_storage_is_one_line_before_the_plan(cli: Callable, tmp_path: Path) -> None:
+    smoke = Path(__file__).parents[1] / "sweeps" / "smoke.yaml"
+    for extra in ([], ["--dry-run"]):
+        code, out, err = cli(
+            "sweep", str(smoke), "--out", str(tmp_path / "out"), "--storage", "http://h/x", *extra
+        )
+        assert code == 2
+        assert out == ""  # not even the plan
+        assert err.count("\n") == 1
+        assert "--storage: is not a storage Ray can write to: 'http://h/x'" in err
+        assert not (tmp_path / "out").exists()

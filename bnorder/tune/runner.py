@@ -66,6 +66,18 @@ def prepare_output(out: Path, text: str, *, resume: bool, src: str) -> None:
     write_text(stored, text)
 
 
+def check_storage(storage: str) -> str:
+    """``storage`` if Ray can write there (a path, or a scheme in REMOTE_STORAGE)."""
+    if "://" in storage and not storage.startswith(REMOTE_STORAGE):
+        raise ConfigError(
+            "--storage",
+            storage,
+            "is not a storage Ray can write to:",
+            choices=("a local or NFS path", *(f"{s}..." for s in REMOTE_STORAGE)),
+        )
+    return storage
+
+
 def resolve_storage(
     out: Path, spec_storage: str | None, override: str | None, *, resume: bool
 ) -> str:
@@ -86,14 +98,7 @@ def resolve_storage(
                 hint="leave --storage out to resume from there",
             )
         return before
-    storage = (override or spec_storage or str(out / "ray")).rstrip("/")
-    if "://" in storage and not storage.startswith(REMOTE_STORAGE):
-        raise ConfigError(
-            "--storage",
-            storage,
-            "is not a storage Ray can write to:",
-            choices=("a local or NFS path", *(f"{s}..." for s in REMOTE_STORAGE)),
-        )
+    storage = check_storage((override or spec_storage or str(out / "ray")).rstrip("/"))
     if "://" not in storage:
         storage = str(Path(storage).resolve())
     return storage
