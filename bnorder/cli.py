@@ -298,7 +298,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     out = args.out or Path(args.results[0]) / "report"
     files = build_report(
-        args.results, out, baseline=args.baseline, alpha=args.alpha, metric=args.metric
+        args.results,
+        out,
+        baseline=args.baseline,
+        alpha=args.alpha,
+        metric=args.metric,
+        margin=args.margin,
+        target_diff=args.target_diff,
     )
     print("\n".join(f"- {line}" for line in files.findings))
     print(f"report: {files.markdown}, {files.html} ({len(files.figures)} figures)")
@@ -396,12 +402,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="ordering compared against (default conv-bn-relu)",
     )
     p.add_argument(
-        "--alpha", type=float, default=0.05, help="significance level after Holm (default 0.05)"
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="family-wise significance level (Holm); intervals follow it (default 0.05)",
     )
     p.add_argument(
         "--metric",
         default=None,
         help="score column (default test_acc_at_best_val, else final_test_acc)",
+    )
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=0.01,
+        help="equivalence margin in the metric's units: differences inside ±margin do not "
+        "matter (default 0.01, one accuracy point)",
+    )
+    p.add_argument(
+        "--target-diff",
+        type=float,
+        default=None,
+        help="the difference 'runs needed' plans to detect (default: the observed one)",
     )
     p.set_defaults(func=_cmd_report)
     parser.subparsers = sub.choices  # type: ignore[attr-defined]

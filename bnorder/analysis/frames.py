@@ -5,7 +5,7 @@ and the seeds). Shared by every table in :mod:`bnorder.analysis.tables`."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,7 @@ from bnorder.errors import ConfigError
 from bnorder.ordering import parse_ordering
 
 # The other helpers here are shared by this package's table modules, not public API.
-__all__ = ["RESULT_PHASES", "RESULT_STATUSES", "point_columns", "scored"]
+__all__ = ["RESULT_PHASES", "RESULT_STATUSES", "direction", "point_columns", "scored"]
 
 # Tune-phase rows are the search, not results: their scores are selected on, so biased upward.
 RESULT_PHASES = ("grid", "evaluate")
@@ -27,6 +27,7 @@ _NOT_POINT = {"ordering", *SEED_FIELDS, *NON_RESULT_FIELDS}
 ALWAYS_BY = ("dataset", "arch")
 
 By = str | Sequence[str] | None
+Direction = Literal["higher", "lower"]
 
 
 def require(df: pd.DataFrame, columns: Sequence[str], field: str) -> None:
@@ -80,6 +81,38 @@ def scored(trials: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     used = list(dict.fromkeys(df["score_metric"])) or [metric or SELECTED]
     df.attrs["metric"] = " / ".join(used)
     return df
+
+
+def _direction(column: str) -> Direction:
+    name = column.strip().lower()
+    if name.endswith(("loss", "seconds", "_mib")):
+        return "lower"
+    if "acc" in name or name.endswith("_per_s"):
+        return "higher"
+    raise ConfigError(
+        "metric",
+        column,
+        "cannot tell whether higher or lower is better for",
+        hint="score a column whose name ends in _acc (higher is better) or _loss (lower is)",
+    )
+
+
+def direction(df: pd.DataFrame, metric: str = "score") -> Direction:
+    """Whether a higher or a lower ``metric`` is better: accuracies up, losses (and seconds)
+    down. For ``score`` the metric :func:`scored` chose (``df.attrs["metric"]``).
+
+    Raises:
+        ConfigError: a column of unknown direction, or a score mixing directions.
+
+    Example:
+        >>> direction(pd.DataFrame(), "final_test_loss")
+        'lower'
+    """
+    name = (df.attrs.get("metric") or SELECTED) if metric == "score" else metric
+    found = {_direction(part) for part in str(name).split(" / ")}
+    if len(found) > 1:
+        raise ConfigError("metric", name, "mixes higher- and lower-is-better columns:")
+    return found.pop()
 
 
 def _arm_axes(arm_id: str) -> set[str]:

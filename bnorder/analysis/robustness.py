@@ -1,8 +1,9 @@
 """Does an ordering effect hold up beyond one setting? Across archs (or datasets): same sign,
 same ranking? Across protocols: does per-ordering tuning change the ranking a fixed lr gave?
 
-Rankings here are by mean score: with a handful of runs a rank swap can be noise, so read
-them next to :func:`bnorder.analysis.compare`, which says which differences are resolved.
+Claims rest on what the runs resolve: an effect "reverses" only where it is significantly
+better in one arch and significantly worse in another, and rank agreement is only tested where
+the orderings are numerous enough for it to mean anything.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from bnorder.analysis.comparisons import DEFAULT_MARGIN, compare
 from bnorder.analysis.frames import (
     By,
     canonical,
@@ -29,6 +31,7 @@ from bnorder.analysis.frames import (
     table,
     values,
 )
+from bnorder.analysis.validity import kendall_min_p, why_not
 
 __all__ = ["Generalisation", "generalisation", "tuned_vs_fixed"]
 
@@ -38,15 +41,17 @@ class Generalisation:
     """The two tables of :func:`generalisation`.
 
     Attributes:
-        effects: one row per context, ``across`` value and ordering: ``n``, ``mean``,
-            ``effect`` (mean minus the baseline's mean there), ``rank`` (1 = highest mean) and
-            ``same_sign``: whether the ordering's effect has one sign in every ``across``
-            value where both it and the baseline ran (NA with fewer than 2 such values, and
-            for the baseline itself).
-        agreement: one row per context and pair of ``across`` values (``<across>_a``,
-            ``<across>_b``): ``n_orderings`` in both, Kendall's ``kendall_tau`` of their
-            mean scores and its ``kendall_p`` (with 3 orderings the smallest possible p is
-            0.33: agreement of 3 ranks is weak evidence by itself).
+        effects: one row per context, ``across`` value and contender: ``n``, ``n_base``,
+            ``diff`` from the baseline there, its ``verdict`` there (from
+            :func:`~bnorder.analysis.comparisons.compare`, Holm over the whole table), and per
+            context and contender ``consistency``: ``"<verdict> in every <across>"`` when one
+            resolved verdict holds everywhere, ``"reverses"`` when it is significantly better
+            in one and significantly worse in another, else ``"unresolved"`` (a sign change of
+            differences nobody resolved is noise, not a reversal).
+        agreement: one row per context and pair of ``across`` values: ``n_orderings`` in
+            both, Kendall's ``kendall_tau`` of their mean scores and ``kendall_p``, NaN (with
+            a ``note``) where so few orderings can never agree significantly (2/n! is the
+            smallest p: 5 orderings are needed at alpha = 0.05).
     """
 
     effects: pd.DataFrame
@@ -64,51 +69,44 @@ def _means(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return out
 
 
-def _same_sign(effects: list[float]) -> Any:
-    """One nonzero sign in every value where it is defined; NA with fewer than 2 values."""
-    signs = np.sign([e for e in effects if not np.isnan(e)])
-    if signs.size < 2:
-        return pd.NA
-    return bool(signs[0] != 0 and np.all(signs == signs[0]))
-
-
-def _effect_rows(
-    key: dict[str, object], means: dict[object, pd.DataFrame], across: str, base: str
-) -> list[dict[str, Any]]:
-    """Rows of ``effects`` for one context: ``means`` maps each ``across`` value to _means."""
-    rows = []
-    for v, m in means.items():
-        base_mean = m["mean"].get(base, np.nan)
-        for o, r in m.iterrows():
-            stat = {"n": int(r["n"]), "mean": r["mean"], "effect": r["mean"] - base_mean}
-            rows.append({**key, across: v, "ordering": o, **stat, "rank": r["rank"]})
-    by_ordering: dict[object, list[float]] = {}
-    for row in rows:
-        by_ordering.setdefault(row["ordering"], []).append(row["effect"])
-    for row in rows:
-        same = _same_sign(by_ordering[row["ordering"]])
-        row["same_sign"] = pd.NA if row["ordering"] == base else same
-    return rows
+def _consistency(verdicts: list[str], across: str) -> str:
+    resolved = set(verdicts)
+    if len(resolved) == 1 and resolved <= {"better", "worse", "equivalent"} and len(verdicts) > 1:
+        return f"{verdicts[0]} in every {across}"
+    if {"better", "worse"} <= resolved:
+        return "reverses"
+    return "unresolved"
 
 
 def _agreement_rows(
-    key: dict[str, object], means: dict[object, pd.DataFrame], across: str
+    key: dict[str, object], means: dict[object, pd.DataFrame], across: str, alpha: float
 ) -> list[dict[str, Any]]:
     """Rows of ``agreement`` for one context: Kendall's tau for each pair of values."""
     rows = []
     for (va, ma), (vb, mb) in itertools.combinations(means.items(), 2):
         both = ma["mean"].dropna().index.intersection(mb["mean"].dropna().index)
         tau = p = np.nan
-        if len(both) >= 2:
+        note = ""
+        if kendall_min_p(len(both)) >= alpha:
+            need = f">= {_fewest_orderings(alpha)} orderings for p < {alpha:g} to be possible"
+            note = why_not("rank agreement", need, f"{len(both)}")
+        else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # constant ranks: NaN
                 res = sps.kendalltau(ma.loc[both, "mean"], mb.loc[both, "mean"])
             tau, p = float(res.statistic), float(res.pvalue)
         rows.append(
             {**key, f"{across}_a": va, f"{across}_b": vb, "n_orderings": len(both)}
-            | {"kendall_tau": tau, "kendall_p": p}
+            | {"kendall_tau": tau, "kendall_p": p, "note": note}
         )
     return rows
+
+
+def _fewest_orderings(alpha: float) -> int:
+    n = 2
+    while kendall_min_p(n) >= alpha:
+        n += 1
+    return n
 
 
 def generalisation(
@@ -116,18 +114,24 @@ def generalisation(
     across: str = "arch",
     metric: str = "score",
     baseline: str = "conv-bn-relu",
+    alpha: float = 0.05,
+    margin: float = DEFAULT_MARGIN,
 ) -> Generalisation:
-    """Whether the orderings' effects keep their sign and rank across archs (or datasets).
+    """Whether each ordering's effect holds up across archs (or datasets), judged by what the
+    runs resolve, not by the sign of noisy differences.
 
     Args:
         df: scored rows (:func:`bnorder.analysis.scored`).
         across: the column whose values should agree, e.g. ``"arch"`` or ``"dataset"``.
         metric: the column compared.
-        baseline: the reference ordering of ``effect`` (aliases accepted).
+        baseline: the reference ordering (aliases accepted).
+        alpha: family-wise error rate of the comparisons (Holm over the table).
+        margin: equivalence margin of the comparisons.
 
     Returns:
         :class:`Generalisation`: ``effects`` and pairwise ``agreement`` tables, within each
-        context (the other :func:`point_columns`, e.g. dataset when ``across="arch"``).
+        context (the other :func:`point_columns`, e.g. dataset when ``across="arch"``: a
+        verdict never pools datasets).
 
     Raises:
         ConfigError: an unknown baseline or a missing column.
@@ -136,13 +140,22 @@ def generalisation(
     require(df, [across], "across")
     base = canonical(baseline)
     context = [c for c in point_columns(df) if c != across]
-    effects, agreement = [], []
+    cmp = compare(df, base, by=[*context, across], metric=metric, alpha=alpha, margin=margin)
+    effects = []
+    for key, rows in groups(cmp, [*context, "ordering"]) if len(cmp) else []:
+        pattern = _consistency(list(rows["verdict"]), across)
+        for _, r in rows.iterrows():
+            effects.append(
+                {**key, across: r[across], "n": r["n"], "n_base": r["n_base"]}
+                | {"diff": r["diff"], "verdict": r["verdict"], "consistency": pattern}
+            )
+    agreement = []
     for key, g in groups(df, context):
         means = {k[across]: _means(h, metric) for k, h in groups(g, [across])}
-        effects += _effect_rows(key, means, across, base)
-        agreement += _agreement_rows(key, means, across)
-    effect_cols = [*context, across, "ordering", "n", "mean", "effect", "rank", "same_sign"]
-    pair_cols = [*context, f"{across}_a", f"{across}_b", "n_orderings", "kendall_tau", "kendall_p"]
+        agreement += _agreement_rows(key, means, across, alpha)
+    effect_cols = [*context, "ordering", across, "n", "n_base", "diff", "verdict", "consistency"]
+    pair_cols = [*context, f"{across}_a", f"{across}_b", "n_orderings", "kendall_tau"]
+    pair_cols += ["kendall_p", "note"]
     return Generalisation(
         table(effects, effect_cols, df, baseline=base),
         table(agreement, pair_cols, df, baseline=base),

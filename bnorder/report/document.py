@@ -93,12 +93,15 @@ class Document:
         return "\n".join(parts)
 
 
+# Tables fit the page: they may not grow past it, headers wrap, long cells (notes, arm IDs)
+# break anywhere rather than push the table wider (checked in a real browser at 1280 px).
 _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;"
     "line-height:1.45;color:#222}table{border-collapse:collapse;margin:0.5rem 0 1.5rem;"
-    "font-size:0.85rem}th,td{padding:0.25rem 0.6rem;border-bottom:1px solid #ddd;text-align:right}"
-    "th{background:#f4f4f4}caption{caption-side:top;text-align:left;font-style:italic;"
-    "padding-bottom:0.3rem}img{max-width:100%}figure{margin:1rem 0 2rem}"
+    "font-size:0.8rem;max-width:100%}th,td{padding:0.25rem 0.5rem;border-bottom:1px solid #ddd;"
+    "text-align:right;vertical-align:top;overflow-wrap:anywhere}"
+    "th{background:#f4f4f4;white-space:normal}caption{caption-side:top;text-align:left;"
+    "font-style:italic;padding-bottom:0.3rem}img{max-width:100%}figure{margin:1rem 0 2rem}"
     "figcaption{font-style:italic;color:#555}li{margin:0.2rem 0}"
 )
 

@@ -1,5 +1,11 @@
-"""Findings in words, generated from the numbers: what is significant at the chosen level, what
-is not (and whether n could have detected it), and what the probes say where they differ."""
+"""Findings in words, generated from the numbers of :mod:`bnorder.analysis`, one point of a
+sweep at a time: each contender against the baseline (difference, equivalence, or what it
+would take to resolve), spreads, whether effects hold across archs, and the probes.
+
+Every sentence quotes the interval at the level its decision was made at, so a sentence never
+contradicts its own numbers: "not resolved" always comes with an interval that contains 0 and
+a detectable difference larger than the one observed.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,16 @@ import math
 import numpy as np
 import pandas as pd
 
-from bnorder.analysis.stats import holm, welch
+from bnorder.analysis.difference import difference
+from bnorder.analysis.multiplicity import holm
+from bnorder.report.wording import Units, level_text, p_text, runs_text, where
 
-__all__ = ["comparison_findings", "generalisation_findings", "probe_findings", "stability_findings"]
+__all__ = [
+    "comparison_findings",
+    "generalisation_findings",
+    "probe_findings",
+    "stability_findings",
+]
 
 PROBES = {  # column at the last epoch -> how to say it
     "norm_in_skew_mean": "norm-input skewness",
@@ -18,102 +31,128 @@ PROBES = {  # column at the last epoch -> how to say it
     "act_dead_frac_mean": "dead-channel fraction",
     "grad_norm_mean": "per-block gradient norm",
 }
+_TEST_NAMES = {"welch": "Welch", "permutation": "exact permutation", "mann-whitney": "Mann-Whitney"}
 
 
-def _where(row: pd.Series, keys: list[str]) -> str:
-    return ", ".join(f"{row[k]}" if k in ("dataset", "arch") else f"{k}={row[k]}" for k in keys)
+def _n(r: pd.Series) -> str:
+    return f"n={int(r.n)} vs {int(r.n_base)}"
 
 
-def _span(n: pd.Series) -> str:
-    lo, hi = int(n.min()), int(n.max())
-    return str(lo) if lo == hi else f"{lo}–{hi}"
+def _evidence(r: pd.Series, units: Units) -> str:
+    """``+1.8 points, 98.3% CI [-7.1, +10.7], Welch p=0.40 after Holm; n=3 vs 3``."""
+    test = _TEST_NAMES.get(r.test, r.test)
+    ci = "" if math.isnan(r.ci_low) else f", {level_text(r.level)} CI "
+    ci += "" if math.isnan(r.ci_low) else units.interval(r.ci_low, r.ci_high)
+    text = f"{units.diff(r['diff'])}{ci}; {test} {p_text(r.p_holm)} after Holm; {_n(r)}"
+    return f"{text}; {r.note}" if r.note else text
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:+.1f} points"
+def _unresolved(r: pd.Series, units: Units, targeted: bool) -> str:
+    """What the runs could detect, and how many runs would detect the difference in view."""
+    out = []
+    if not math.isnan(r.min_detectable_diff):
+        detectable = units.size(r.min_detectable_diff)
+        out.append(f"these runs detect (80% power) only differences of {detectable} or more")
+    what = "the target" if targeted else "the observed"
+    if r.target_diff > 0 and not math.isnan(r.target_diff):
+        out.append(
+            f"{what} {units.size(r.target_diff)} needs {runs_text(r.runs_needed)} per ordering"
+        )
+    else:
+        out.append("no difference observed to plan for (set --target-diff)")
+    return "; ".join(out)
 
 
-def comparison_findings(table: pd.DataFrame, keys: list[str], alpha: float) -> list[str]:
-    """One sentence per comparison in ``compare()``'s table."""
+def comparison_findings(
+    table: pd.DataFrame, keys: list[str], units: Units, *, targeted: bool = False
+) -> list[str]:
+    """One sentence per row of :func:`~bnorder.analysis.compare`'s table, by its verdict."""
+    margin = table.attrs.get("margin", math.nan)
     lines = []
     for _, r in table.iterrows():
-        where = _where(r, keys)
-        ci = f"95% CI [{_pct(r.welch_ci_low)}, {_pct(r.welch_ci_high)}]"
-        n = f"n={int(r.n)} vs {int(r.n_base)}"
-        if r.significant:
-            better = "better" if r["diff"] > 0 else "worse"
+        head = f"{where(r, keys)}: {r.ordering}"
+        if r.verdict in ("better", "worse"):
             lines.append(
-                f"{where}: {r.ordering} is {better} than {r.baseline} by {_pct(r['diff'])} ({ci}; "
-                f"Welch p={r.welch_p_holm:.3g} after Holm; Cliff's delta {r.cliffs_delta:+.2f}; "
-                f"{n}) — significant at alpha={alpha}."
+                f"{head} is {r.verdict} than {r.baseline} ({_evidence(r, units)}) — significant "
+                f"at alpha={table.attrs.get('alpha', 0.05):g} after Holm."
             )
-            continue
-        detect = r.min_detectable_diff
-        if math.isnan(detect):
-            power = "too few runs to estimate what could be detected"
-        elif abs(r["diff"]) < detect:
-            power = (
-                f"with this spread, {n} can only detect differences of about {100 * detect:.1f} "
-                f"points or more, larger than the {abs(100 * r['diff']):.1f} observed"
+        elif r.verdict == "equivalent":
+            real = " (a real difference, but inside the margin)" if r.significant else ""
+            lines.append(
+                f"{head} and {r.baseline} are equivalent within ±{units.size(margin)}{real} "
+                f"({units.diff(r['diff'])}, TOST {p_text(r.tost_p_holm)} after Holm; {_n(r)})."
+            )
+        elif r.verdict == "inconclusive":
+            lines.append(
+                f"{head} vs {r.baseline}: not resolved ({_evidence(r, units)}); "
+                f"{_unresolved(r, units, targeted)}."
             )
         else:
-            power = f"differences of {100 * detect:.1f} points were detectable with {n}"
-        lines.append(
-            f"{where}: no detectable difference between {r.ordering} and {r.baseline} "
-            f"({_pct(r['diff'])}, {ci}, Welch p={r.welch_p_holm:.3g} after Holm; {n}); {power}."
-        )
+            lines.append(f"{head} vs {r.baseline}: not tested ({r.note}).")
     return lines
 
 
-def stability_findings(table: pd.DataFrame, keys: list[str], alpha: float) -> list[str]:
-    """Is the run-to-run spread different between orderings (Brown–Forsythe per group)?"""
+def stability_findings(table: pd.DataFrame, keys: list[str], units: Units) -> list[str]:
+    """Does the run-to-run spread differ between orderings (Brown–Forsythe, Holm over groups)?"""
+    alpha = table.attrs.get("alpha", 0.05)
+    level = level_text(1 - table.attrs.get("level", 0.95))
     lines = []
-    for _, rows in table.groupby(keys, sort=False):
-        where = _where(rows.iloc[0], keys)
-        p = rows.brown_forsythe_p.iloc[0]
+    for _, rows in table.groupby(keys, sort=False, dropna=False):
+        first = rows.iloc[0]
         spreads = ", ".join(
-            f"{o} {100 * s:.2f}" for o, s in zip(rows.ordering, rows["std"], strict=True)
+            f"{o} {units.size(s)} ({level} CI {units.size(lo)}–{units.size(hi)})"
+            if not math.isnan(s)
+            else f"{o} –"
+            for o, s, lo, hi in zip(
+                rows.ordering, rows["std"], rows.std_ci_low, rows.std_ci_high, strict=True
+            )
         )
+        p = first.brown_forsythe_p_holm
         if math.isnan(p):
-            lines.append(f"{where}: spread not testable (an ordering has < 2 runs); sd: {spreads}.")
+            verdict = f"spreads not compared: {first.note}"
         elif p < alpha:
-            lines.append(
-                f"{where}: run-to-run spread differs between orderings (Brown–Forsythe "
-                f"p={p:.3g}); sd in points: {spreads}."
-            )
+            verdict = f"run-to-run spread differs between orderings (Brown–Forsythe {p_text(p)})"
         else:
-            lines.append(
-                f"{where}: no evidence that any ordering is more stable (Brown–Forsythe p={p:.3g}, "
-                f"n={_span(rows.n)} per ordering); sd in points: {spreads}."
-            )
+            verdict = f"no evidence that spreads differ (Brown–Forsythe {p_text(p)})"
+        lines.append(f"{where(first, keys)}: {verdict}; sd: {spreads}.")
     return lines
 
 
 def generalisation_findings(
     effects: pd.DataFrame, agreement: pd.DataFrame, across: str
 ) -> list[str]:
-    """Does each ordering's effect keep its sign across archs (or datasets)?"""
+    """Does each ordering's effect hold across archs (or datasets), as far as runs resolve?"""
     lines = []
-    for ordering, rows in effects[effects.effect.ne(0) | effects.same_sign.notna()].groupby(
-        "ordering", sort=False
-    ):
-        if rows.same_sign.isna().all():
-            continue
-        parts = ", ".join(f"{a} {_pct(e)}" for a, e in zip(rows[across], rows.effect, strict=True))
-        verdict = "keeps its sign" if bool(rows.same_sign.iloc[0]) else "changes sign"
-        lines.append(f"{ordering} vs the baseline {verdict} across {across}s ({parts}).")
-    for _, r in agreement.iterrows():
+    context = [
+        c
+        for c in effects.columns
+        if c not in {across, "ordering", "n", "n_base", "diff", "verdict", "consistency"}
+    ]
+    for _, rows in effects.groupby([*context, "ordering"], sort=False, dropna=False):
+        first = rows.iloc[0]
+        base = effects.attrs.get("baseline", "the baseline")
+        prefix = f"{where(first, context)}: " if context else ""
+        detail = ", ".join(f"{a}: {v}" for a, v in zip(rows[across], rows.verdict, strict=True))
+        if first.consistency == "reverses":
+            text = f"{first.ordering} vs {base} reverses across {across}s ({detail})"
+        elif first.consistency == "unresolved":
+            text = f"{first.ordering} vs {base} is not resolved across {across}s ({detail})"
+        else:
+            text = f"{first.ordering} is {first.consistency} vs {base} ({detail})"
+        lines.append(prefix + text + ".")
+    for _, r in agreement[agreement.kendall_p.notna()].iterrows():
         lines.append(
             f"Rank agreement of the orderings between {r[f'{across}_a']} and {r[f'{across}_b']}: "
             f"Kendall tau {r.kendall_tau:+.2f} over {int(r.n_orderings)} orderings "
-            f"(p={r.kendall_p:.3g})."
+            f"({p_text(r.kendall_p)})."
         )
     return lines
 
 
 def probe_findings(curves: pd.DataFrame, baseline: str, keys: list[str], alpha: float) -> list[str]:
-    """Probe differences vs the baseline at the last epoch, tested across trials (Welch, Holm over
-    every probe comparison made); only significant differences become sentences."""
+    """Probe differences vs the baseline at the last epoch, tested across trials (Welch, or the
+    exact permutation test where a probe does not vary; Holm over every probe comparison);
+    only significant differences become sentences."""
     if not any(c in curves and curves[c].notna().any() for c in PROBES):
         return []
     last = curves[curves.epoch == curves.groupby("trial_id").epoch.transform("max")]
@@ -124,18 +163,19 @@ def probe_findings(curves: pd.DataFrame, baseline: str, keys: list[str], alpha: 
             for column, label in PROBES.items():
                 a, b = base[column].dropna().to_numpy(), other[column].dropna().to_numpy()
                 if len(a) >= 2 and len(b) >= 2:
-                    tests.append((group, ordering, label, a.mean(), b.mean(), welch(a, b)))
+                    d = difference(a, b)
+                    tests.append((group, ordering, label, a.mean(), b.mean(), d.test, d.p))
     if not tests:
         return []
     adjusted = holm(np.array([t[-1] for t in tests]))
     lines = []
-    for (group, ordering, label, ma, mb, _), p in zip(tests, adjusted, strict=True):
+    for (group, ordering, label, ma, mb, test, _), p in zip(tests, adjusted, strict=True):
         if not p < alpha:
             continue
-        where = ", ".join(map(str, group if isinstance(group, tuple) else (group,)))
+        place = ", ".join(map(str, group if isinstance(group, tuple) else (group,)))
         ratio = f" ({mb / ma:.1f}x)" if min(ma, mb) > 1e-3 else ""  # no ratios of ~0
         lines.append(
-            f"{where}: {label} is {mb:.3g} for {ordering} vs {ma:.3g} for {baseline}{ratio} "
-            f"at the last epoch (Welch p={p:.3g} after Holm)."
+            f"{place}: {label} is {mb:.3g} for {ordering} vs {ma:.3g} for {baseline}{ratio} "
+            f"at the last epoch ({_TEST_NAMES.get(test, test)} {p_text(p)} after Holm)."
         )
     return lines

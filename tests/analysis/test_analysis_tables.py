@@ -12,6 +12,7 @@ import pytest
 
 import bnorder
 from bnorder.analysis import (
+    across_settings,
     compare,
     coverage,
     generalisation,
@@ -156,8 +157,8 @@ def test_summary_matches_pandas() -> None:
     np.testing.assert_allclose(got["mean"], expected["mean"])
     np.testing.assert_allclose(got["std"], expected["std"])
     assert (got["n"] == expected["count"]).all()
-    assert ((s["ci_low"] < s["mean"]) & (s["mean"] < s["ci_high"])).all()
-    assert ((s["t_ci_low"] <= s["ci_low"]) & (s["ci_high"] <= s["t_ci_high"])).all()
+    assert ((s["t_ci_low"] < s["mean"]) & (s["mean"] < s["t_ci_high"])).all()
+    assert "ci_low" not in s.columns  # the percentile bootstrap covered 47% at n = 2: gone
     assert s.attrs["metric"] == "test_acc_at_best_val"
 
 
@@ -169,19 +170,21 @@ def test_compare_detects_a_planted_difference_with_its_sign(effect: float) -> No
     sign = np.sign(effect)
     assert hit["significant"]
     assert hit["diff"] == pytest.approx(effect, abs=0.01)
-    for ci in ("diff_ci", "welch_ci"):  # both ends on the planted side: excludes 0
-        assert sign * hit[f"{ci}_low"] > 0
-        assert sign * hit[f"{ci}_high"] > 0
-    assert np.sign(hit["cohens_d"]) == np.sign(hit["cliffs_delta"]) == sign
+    assert sign * hit["ci_low"] > 0  # both ends on the planted side: excludes 0
+    assert sign * hit["ci_high"] > 0
+    assert hit["verdict"] == ("better" if effect > 0 else "worse")
+    assert np.sign(hit["hedges_g"]) == np.sign(hit["cliffs_delta"]) == sign
     assert (hit["prob_improvement"] > 0.5) == (effect > 0)
     assert not c.drop(index=hit.name)["significant"].any()  # nothing where nothing was planted
 
 
 def test_compare_corrects_across_the_whole_table() -> None:
     c = compare(scored(planted()))
-    np.testing.assert_allclose(c["welch_p_holm"], holm(c["welch_p"]))
+    np.testing.assert_allclose(c["p_holm"], holm(c["p"]))
     np.testing.assert_allclose(c["mannwhitney_p_holm"], holm(c["mannwhitney_p"]))
-    assert (c["welch_p_holm"] >= c["welch_p"]).all()
+    np.testing.assert_allclose(c["tost_p_holm"], holm(c["tost_p"]))
+    assert (c["p_holm"] >= c["p"]).all()
+    assert (c["level"] <= 0.05).all()
     assert (c["baseline"] == B).all()
     assert (c["min_detectable_diff"] > 0).all()
 
@@ -202,7 +205,7 @@ def test_compare_skips_and_lists_groups_without_the_baseline() -> None:
 
 
 def test_one_run_gives_nan_not_numbers() -> None:
-    t = planted(n=3)
+    t = planted(n=6)
     t = t[~((t["arch"] == "cnn") & (t["ordering"] == R) & (t["seed"] > 0))]
     df = scored(t)
     with warnings.catch_warnings():
@@ -210,11 +213,15 @@ def test_one_run_gives_nan_not_numbers() -> None:
         s, c, st = summary(df), compare(df), stability(df)
     one = row(s, arch="cnn", ordering=R)
     assert one["n"] == 1
-    assert one[["std", "sem", "ci_low", "ci_high", "t_ci_low"]].isna().all()
+    assert one[["std", "sem", "t_ci_low", "t_ci_high"]].isna().all()
     hit = row(c, arch="cnn", ordering=R)
-    assert hit[["welch_p", "mannwhitney_p", "cohens_d", "diff_ci_low"]].isna().all()
+    assert hit[["p", "mannwhitney_p", "hedges_g", "ci_low", "min_detectable_diff"]].isna().all()
+    assert (hit["test"], hit["verdict"]) == ("none", "untested")
+    assert hit["note"] == "fewer than 2 runs in a group"
     assert not hit["significant"]
-    assert st.loc[st["arch"] == "cnn", "brown_forsythe_p"].isna().all()
+    cnn = st[st["arch"] == "cnn"]
+    assert cnn["brown_forsythe_p"].isna().all()
+    assert cnn["note"].str.contains("needs >= 6 runs per ordering").all()
     assert st.loc[st["arch"] == "mlp", "brown_forsythe_p"].notna().all()
 
 
@@ -234,33 +241,63 @@ def test_stability_finds_a_planted_difference_in_spread() -> None:
     assert (st.loc[st["arch"] == "cnn", "brown_forsythe_p"] < 0.01).all()
     wide = row(st, arch="cnn", ordering=L)
     assert wide["std_ci_low"] > row(st, arch="cnn", ordering=B)["std_ci_high"]
-    assert wide["std_chi2_low"] < wide["std"] < wide["std_chi2_high"]
+    assert wide["std_ci_low"] < wide["std"] < wide["std_ci_high"]
+    np.testing.assert_allclose(
+        st.groupby("arch")["brown_forsythe_p_holm"].first(),
+        holm(st.groupby("arch")["brown_forsythe_p"].first()),
+    )
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_spread_is_not_tested_where_the_test_cannot_work(n: int) -> None:
+    # n = 2: Brown-Forsythe answers p = 0 for any data; n = 3: it can never reject
+    st = stability(scored(planted(n=n)))
+    assert st["brown_forsythe_p"].isna().all()
+    assert st["note"].eq(f"the Brown-Forsythe test needs >= 6 runs per ordering (has {n})").all()
+
+
+def test_equal_spreads_are_not_called_too_few_runs() -> None:
+    t = planted(n=6)
+    t["test_acc_at_best_val"] = 0.8  # every run identical
+    st = stability(scored(t))
+    assert st["note"].eq("no ordering's runs vary").all()
 
 
 # ---------------------------------------------------------------- generalisation and protocols
 
 
-def test_generalisation_same_and_opposite_signs() -> None:
+def test_generalisation_claims_only_what_runs_resolve() -> None:
     means = {("cnn", B): 0.70, ("cnn", R): 0.73, ("cnn", L): 0.69}
     means |= {("mlp", B): 0.80, ("mlp", R): 0.84, ("mlp", L): 0.81}
     g = generalisation(scored(make_trials(means, sd=0.001)))
     e = g.effects
-    assert row(e, arch="cnn", ordering=R)["effect"] == pytest.approx(0.03, abs=0.002)
-    assert row(e, arch="cnn", ordering=R)["rank"] == 1
-    assert bool(row(e, arch="mlp", ordering=R)["same_sign"])
-    assert not bool(row(e, arch="mlp", ordering=L)["same_sign"])  # -0.01 in cnn, +0.01 in mlp
-    assert e.loc[e["ordering"] == B, "same_sign"].isna().all()
+    assert row(e, arch="cnn", ordering=R)["diff"] == pytest.approx(0.03, abs=0.002)
+    assert row(e, arch="mlp", ordering=R)["consistency"] == "better in every arch"
+    assert row(e, arch="mlp", ordering=L)["consistency"] == "reverses"  # -1 in cnn, +1 in mlp
     (pair,) = g.agreement.itertuples()
     assert (pair.arch_a, pair.arch_b, pair.n_orderings) == ("cnn", "mlp", 3)
-    assert pair.kendall_tau == pytest.approx(1 / 3)  # R first in both; B and L swap
+    assert math.isnan(pair.kendall_tau)  # 3 orderings can never agree significantly
+    assert "needs >= 5 orderings" in pair.note
 
 
-def test_generalisation_across_datasets() -> None:
-    a = make_trials({("cnn", B): 0.70, ("cnn", R): 0.72}, sd=0.001)
+def test_noise_is_not_called_a_sign_change() -> None:
+    # the old report said "changes sign across archs" of differences that were pure noise
+    means = {("cnn", B): 0.70, ("cnn", R): 0.70, ("mlp", B): 0.80, ("mlp", R): 0.80}
+    g = generalisation(scored(make_trials(means, n=3, sd=0.01, seed=4)))
+    diffs = g.effects["diff"]
+    assert (diffs > 0).any()
+    assert (diffs < 0).any()
+    assert g.effects["consistency"].eq("unresolved").all()  # ...and that is all it says
+
+
+def test_generalisation_never_pools_datasets_and_survives_a_missing_baseline() -> None:
+    a = make_trials({("cnn", B): 0.70, ("cnn", R): 0.72, ("mlp", R): 0.8}, sd=0.001)
     b = make_trials({("cnn", B): 0.50, ("cnn", R): 0.55}, sd=0.001, dataset="cifar10")
+    g = generalisation(scored(pd.concat([a, b], ignore_index=True)))  # mlp has no baseline
+    assert set(g.effects["dataset"]) == {"fashion_mnist", "cifar10"}
+    assert len(g.effects) == 2  # one arch with a baseline per dataset
     g = generalisation(scored(pd.concat([a, b], ignore_index=True)), across="dataset")
-    assert g.effects.loc[g.effects["ordering"] == R, "same_sign"].tolist() == [True, True]
-    assert g.agreement["kendall_tau"].tolist() == [1.0]
+    assert set(row(g.effects, arch="cnn", dataset="cifar10", ordering=R)[["verdict"]]) == {"better"}
 
 
 def test_tuned_vs_fixed_reports_a_change_of_winner() -> None:
@@ -370,6 +407,9 @@ def test_tables_of_no_results_keep_their_columns() -> None:
     for fn in (summary, compare, stability):
         assert list(fn(empty).columns) == list(fn(full).columns)
         assert fn(empty).empty
+    for name, frame in across_settings(empty).__dict__.items():
+        if name != "posthoc":
+            assert list(frame.columns) == list(getattr(across_settings(full), name).columns)
     assert list(generalisation(empty).effects.columns) == list(generalisation(full).effects.columns)
 
 

@@ -15,6 +15,7 @@ import pytest
 from bnorder import TrialConfig, train_trial, write_result
 from bnorder.analysis import compare, scored
 from bnorder.report.findings import comparison_findings
+from bnorder.report.wording import units_for
 from bnorder.report.render import build_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -61,16 +62,19 @@ def test_report_renders_with_embedded_images(results: Path, tmp_path: Path) -> N
     md = files.markdown.read_text()
     for png in files.figures:
         assert f"]({png.name})" in md
-    assert "## Findings" in md
+    assert "## Verdict across settings" in md
+    assert "## Findings per point" in md
+    assert "## How many runs" in md
 
 
 def test_seed_table_in_report_matches_groupby(results: Path, tmp_path: Path) -> None:
     md = build_report([results], tmp_path / "report").markdown.read_text()
+    md = md.split("## Per-run results")[1].split("\n## ")[0]
     trials = pd.read_parquet(results / "trials.parquet")
     for (arch, ordering), group in trials.groupby(["arch", "ordering"]):
         mean = 100 * group.final_test_acc.mean()
         std = 100 * group.final_test_acc.std(ddof=0)
-        row = next(line for line in md.splitlines() if f"| {arch} | {ordering} |" in line)
+        row = next(line for line in md.splitlines() if f" · {arch} | {ordering} |" in line)
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert float(cells[-2]) == pytest.approx(mean, abs=0.01)
         assert float(cells[-1]) == pytest.approx(std, abs=0.01)
@@ -78,9 +82,11 @@ def test_seed_table_in_report_matches_groupby(results: Path, tmp_path: Path) -> 
 
 def test_every_comparison_gets_a_sentence(results: Path, tmp_path: Path) -> None:
     files = build_report([results], tmp_path / "report", baseline="conv-bn-relu")
-    sentences = [f for f in files.findings if " than conv-bn-relu" in f or " and conv-bn-relu" in f]
-    assert len(sentences) == 4  # 2 orderings × 2 archs
-    assert all(("no detectable difference" in f) or ("significant" in f) for f in sentences)
+    per_point = [f for f in files.findings if f.startswith("synthetic, ")]
+    sentences = [f for f in per_point if "conv-bn-relu" in f and "sd:" not in f]
+    assert len([f for f in sentences if "probe" not in f and "at the last epoch" not in f]) == 4
+    verdicts = ("not resolved", "significant at", "equivalent within", "not tested")
+    assert all(any(v in f for v in verdicts) for f in sentences if "last epoch" not in f)
 
 
 def _frame(effect: float, n: int, seed: int = 0) -> pd.DataFrame:
@@ -106,16 +112,17 @@ def _frame(effect: float, n: int, seed: int = 0) -> pd.DataFrame:
 
 def test_planted_difference_is_stated_as_significant() -> None:
     table = compare(scored(_frame(0.03, 10)), baseline="conv-bn-relu", by=["dataset", "arch"])
-    (sentence,) = comparison_findings(table, ["dataset", "arch"], 0.05)
-    assert "conv-relu-bn is better than conv-bn-relu by +" in sentence
+    (sentence,) = comparison_findings(table, ["dataset", "arch"], units_for("acc"))
+    assert sentence.startswith("d, cnn: conv-relu-bn is better than conv-bn-relu (+2.5 points, 95% CI")
     assert "significant at alpha=0.05" in sentence
 
 
 def test_null_result_says_what_n_could_detect() -> None:
     table = compare(scored(_frame(0.0, 5)), baseline="conv-bn-relu", by=["dataset", "arch"])
-    (sentence,) = comparison_findings(table, ["dataset", "arch"], 0.05)
-    assert "no detectable difference" in sentence
-    assert "can only detect differences of about" in sentence or "were detectable" in sentence
+    (sentence,) = comparison_findings(table, ["dataset", "arch"], units_for("acc"))
+    assert "conv-relu-bn vs conv-bn-relu: not resolved" in sentence
+    assert "these runs detect (80% power) only differences of" in sentence
+    assert "per ordering" in sentence
 
 
 def test_report_cli_errors(cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:

@@ -1,0 +1,198 @@
+"""Each ordering against the baseline at each point of a sweep: the difference, the test valid
+for those runs, Holm's correction with intervals at the level each comparison was decided at,
+an equivalence test, effect sizes, what the runs could detect and how many runs would.
+
+Every number in a row agrees with every other: the interval excludes 0 exactly when the
+comparison is significant after Holm, and the detectable difference is computed at that same
+level, so it always exceeds a difference that was not detected.
+
+Example:
+    >>> rows = scored(bnorder.load("results/quickstart").trials)  # doctest: +SKIP
+    >>> compare(rows, baseline="case1")[["arch", "ordering", "diff", "verdict"]]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bnorder.analysis.difference import Difference, difference, mannwhitney
+from bnorder.analysis.equivalence import tost
+from bnorder.analysis.frames import (
+    By,
+    Direction,
+    canonical,
+    check_metric,
+    direction,
+    groups,
+    orderings,
+    resolve_by,
+    table,
+    values,
+)
+from bnorder.analysis.multiplicity import holm, holm_levels
+from bnorder.analysis.power import min_detectable_difference, runs_needed
+from bnorder.analysis.stats import cliffs_delta, hedges_g, prob_improvement, sample, std
+
+__all__ = ["DEFAULT_MARGIN", "VERDICTS", "compare", "verdict"]
+
+# One accuracy point: below it, seed noise on a 10k test set (±0.4 points at 75%) and the
+# spread between seeds dominate; a user who cares about less says so with --margin.
+DEFAULT_MARGIN = 0.01
+VERDICTS = ("better", "worse", "equivalent", "inconclusive", "untested")
+
+COMPARE = ["baseline", "n_base", "n", "mean_base", "mean", "diff", "test", "p", "p_holm"]
+COMPARE += ["level", "ci_low", "ci_high", "significant", "tost_p", "tost_p_holm", "equivalent"]
+COMPARE += ["verdict", "mannwhitney_p", "mannwhitney_p_holm", "hedges_g", "cliffs_delta"]
+COMPARE += ["prob_improvement", "sd_base", "sd", "min_detectable_diff", "target_diff"]
+COMPARE += ["runs_needed", "note"]
+
+
+def verdict(*, p: float, significant: bool, equivalent: bool, better: bool | None) -> str:
+    """``equivalent`` (within the margin, shown by TOST: even if a real difference was also
+    detected, it is too small to matter), ``better`` / ``worse`` (significant), else
+    ``inconclusive``, or ``untested`` where no test could run."""
+    if equivalent:
+        return "equivalent"
+    if significant and better is not None:
+        return "better" if better else "worse"
+    return "untested" if math.isnan(p) else "inconclusive"
+
+
+def _pooled_sd(a: np.ndarray, b: np.ndarray) -> float:
+    if a.size < 2 or b.size < 2 or not np.all(np.isfinite(np.r_[a, b])):
+        return math.nan
+    df = a.size + b.size - 2
+    return math.sqrt(((a.size - 1) * a.var(ddof=1) + (b.size - 1) * b.var(ddof=1)) / df)
+
+
+def _row(a: np.ndarray, b: np.ndarray, margin: float, higher: bool) -> tuple[dict, Difference]:
+    """The statistics of one contender (b) against the baseline (a) that need no correction."""
+    a, b = sample(a), sample(b)
+    d = difference(a, b)
+    good_a, good_b = (a, b) if higher else (b, a)
+    finite = np.all(np.isfinite(np.r_[a, b]))
+    row = {
+        "n_base": a.size,
+        "n": b.size,
+        "mean_base": float(a.mean()) if a.size and finite else math.nan,
+        "mean": float(b.mean()) if b.size and finite else math.nan,
+        "diff": d.diff,
+        "test": d.test,
+        "p": d.p,
+        "tost_p": tost(a, b, margin),
+        "mannwhitney_p": mannwhitney(a, b),
+        "hedges_g": hedges_g(a, b),
+        "cliffs_delta": cliffs_delta(a, b),
+        "prob_improvement": prob_improvement(good_a, good_b),
+        "sd_base": float(std(a)),
+        "sd": float(std(b)),
+        "note": d.note,
+    }
+    return row, d
+
+
+def _decide(
+    rows: list[dict[str, Any]],
+    tests: list[Difference],
+    pooled: list[float],
+    alpha: float,
+    higher: bool,
+    target: float | None,
+) -> None:
+    """Holm across the whole table, the intervals and power at each row's Holm level."""
+    p = np.array([r["p"] for r in rows], dtype=float)
+    adjusted, levels = holm(p), holm_levels(p, alpha)
+    mw = holm([r["mannwhitney_p"] for r in rows])
+    tost_adj = holm([r["tost_p"] for r in rows])
+    for i, (r, d) in enumerate(zip(rows, tests, strict=True)):
+        level = float(levels[i])
+        r["p_holm"], r["level"], r["mannwhitney_p_holm"] = adjusted[i], level, mw[i]
+        r["ci_low"], r["ci_high"] = d.ci(1 - level) if level == level else (math.nan,) * 2
+        r["significant"] = bool(adjusted[i] < alpha)
+        r["tost_p_holm"] = tost_adj[i]
+        r["equivalent"] = bool(tost_adj[i] < alpha)
+        shift = d.diff if not math.isnan(d.diff) else r["cliffs_delta"]
+        better = None if math.isnan(shift) or shift == 0 else (shift > 0) == higher
+        r["verdict"] = verdict(
+            p=d.p, significant=r["significant"], equivalent=r["equivalent"], better=better
+        )
+        welch = d.test == "welch" and level == level
+        r["min_detectable_diff"] = (
+            min_detectable_difference(r["sd_base"], r["sd"], r["n_base"], r["n"], level)
+            if welch
+            else math.nan
+        )
+        r["target_diff"] = abs(d.diff) if target is None else target
+        r["runs_needed"] = (
+            runs_needed(r["target_diff"], pooled[i], alpha=level) if level == level else math.nan
+        )
+
+
+def compare(
+    df: pd.DataFrame,
+    baseline: str = "conv-bn-relu",
+    by: By = None,
+    metric: str = "score",
+    alpha: float = 0.05,
+    margin: float = DEFAULT_MARGIN,
+    target_diff: float | None = None,
+) -> pd.DataFrame:
+    """Each ordering against the baseline, within each group, corrected for multiplicity.
+
+    Args:
+        df: scored rows (:func:`~bnorder.analysis.frames.scored`).
+        baseline: the reference ordering, any spelling or alias (``"case1"``).
+        by: grouping columns; default :func:`~bnorder.analysis.frames.point_columns`.
+        metric: the column compared; its :func:`~bnorder.analysis.frames.direction` says
+            whether a positive difference is better.
+        alpha: family-wise error rate over every row of the table (Holm).
+        margin: equivalence margin in the metric's units (0.01 = one accuracy point).
+        target_diff: the difference ``runs_needed`` plans for; default the observed one.
+
+    Returns:
+        One row per group and contender: ``baseline``, ``n_base``, ``n``, ``mean_base``,
+        ``mean``, ``diff`` (contender minus baseline), ``test`` (``welch``; ``permutation``
+        when a group's runs do not vary; ``mann-whitney`` with infinite values; ``none``),
+        its ``p`` and Holm-adjusted ``p_holm``; ``level``, the level Holm decided the row at,
+        and the interval at ``1 - level`` (``ci_low``/``ci_high``: Welch only), which excludes
+        0 exactly when ``significant`` (``p_holm < alpha``); ``tost_p``/``tost_p_holm`` and
+        ``equivalent`` (the difference lies within ``±margin``); ``verdict`` (better, worse,
+        equivalent, inconclusive, untested); ``mannwhitney_p`` (+``_holm``); ``hedges_g``,
+        ``cliffs_delta`` (signed like ``diff``); ``prob_improvement`` (P(a contender run is
+        *better* than a baseline run)); ``sd_base``, ``sd`` (ddof 1);
+        ``min_detectable_diff``, the true difference this test detects with 80% power at
+        ``level``; ``target_diff`` and ``runs_needed``, the runs per ordering (pooled SD as
+        observed) to detect it with 80% power at ``level``; ``note`` (why a test is not
+        Welch's). ``.attrs``: ``missing`` (groups without baseline runs), ``direction``,
+        ``alpha``, ``margin``.
+
+    Raises:
+        ConfigError: an unknown baseline ordering, or a missing column.
+    """
+    check_metric(df, metric)
+    base, higher = canonical(baseline), direction(df, metric) == "higher"
+    cols, rows, tests, pooled, missing = resolve_by(df, by), [], [], [], []
+    for key, g in groups(df, cols):
+        if base not in set(g["ordering"]):
+            missing.append(key)
+            continue
+        a = values(g, base, metric)
+        for o in orderings(g):
+            if o != base:
+                b = values(g, o, metric)
+                row, d = _row(a, b, margin, higher)
+                rows.append({**key, "ordering": o, "baseline": base, **row})
+                tests.append(d)
+                pooled.append(_pooled_sd(sample(a), sample(b)))
+    if rows:
+        _decide(rows, tests, pooled, alpha, higher, target_diff)
+    attrs = {"missing": missing, "direction": _dir(higher), "alpha": alpha, "margin": margin}
+    return table(rows, [*cols, "ordering", *COMPARE], df, baseline=base, **attrs)
+
+
+def _dir(higher: bool) -> Direction:
+    return "higher" if higher else "lower"
