@@ -183,12 +183,19 @@ def resolve_by(df: pd.DataFrame, by: By) -> list[str]:
 
 
 def groups(df: pd.DataFrame, by: list[str]) -> Iterator[tuple[dict[str, object], pd.DataFrame]]:
-    """``(key, rows)`` per group of ``by`` in order of appearance, null keys kept as groups."""
+    """``(key, rows)`` per group of ``by`` in order of appearance, null keys kept as groups.
+    Rows are taken by position, so a frame concatenated without ``ignore_index`` (repeated
+    index labels) never lends one group another's rows."""
     if not by:
         yield {}, df
         return
-    for key, rows in keyed(df).groupby(by, dropna=False, sort=False):
-        yield dict(zip(by, key, strict=True)), df.loc[rows.index]
+    grouped = keyed(df).groupby(by, dropna=False, sort=False)
+    for key, positions in grouped.indices.items():
+        yield dict(zip(by, _tuple(key), strict=True)), df.iloc[positions]
+
+
+def _tuple(key: object) -> tuple[object, ...]:
+    return key if isinstance(key, tuple) else (key,)
 
 
 def orderings(df: pd.DataFrame) -> list[str]:

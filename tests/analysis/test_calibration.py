@@ -135,7 +135,14 @@ def test_the_table_prints(capsys: pytest.CaptureFixture[str]) -> None:
     assert cal.main(["--reps", "5"]) == 0
     out = capsys.readouterr().out
     header = out.splitlines()[0].split()
-    assert header == ["statistic", "kind", "scenario", "points", "n", "value", "nominal"] + [
+    assert header == [
+        "statistic",
+        "kind",
+        "scenario",
+        "points",
+        "n",
+        "value",
+        "nominal",
         "status",
         "stress",
     ]

@@ -15,8 +15,8 @@ import pytest
 from bnorder import TrialConfig, train_trial, write_result
 from bnorder.analysis import compare, scored
 from bnorder.report.findings import comparison_findings
-from bnorder.report.wording import units_for
 from bnorder.report.render import build_report
+from bnorder.report.wording import units_for
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -113,7 +113,9 @@ def _frame(effect: float, n: int, seed: int = 0) -> pd.DataFrame:
 def test_planted_difference_is_stated_as_significant() -> None:
     table = compare(scored(_frame(0.03, 10)), baseline="conv-bn-relu", by=["dataset", "arch"])
     (sentence,) = comparison_findings(table, ["dataset", "arch"], units_for("acc"))
-    assert sentence.startswith("d, cnn: conv-relu-bn is better than conv-bn-relu (+2.5 points, 95% CI")
+    assert sentence.startswith(
+        "d, cnn: conv-relu-bn is better than conv-bn-relu (+2.5 points, 95% CI"
+    )
     assert "significant at alpha=0.05" in sentence
 
 
