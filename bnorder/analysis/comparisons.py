@@ -37,7 +37,7 @@ from bnorder.analysis.multiplicity import holm, holm_levels
 from bnorder.analysis.power import min_detectable_difference, runs_needed
 from bnorder.analysis.stats import cliffs_delta, hedges_g, prob_improvement, sample, std
 
-__all__ = ["DEFAULT_MARGIN", "VERDICTS", "compare", "verdict"]
+__all__ = ["DEFAULT_MARGIN", "VERDICTS", "compare", "decide", "pooled_sd", "verdict"]
 
 # One accuracy point: below it, seed noise on a 10k test set (±0.4 points at 75%) and the
 # spread between seeds dominate; a user who cares about less says so with --margin.
@@ -62,7 +62,7 @@ def verdict(*, p: float, significant: bool, equivalent: bool, better: bool | Non
     return "untested" if math.isnan(p) else "inconclusive"
 
 
-def _pooled_sd(a: np.ndarray, b: np.ndarray) -> float:
+def pooled_sd(a: np.ndarray, b: np.ndarray) -> float:
     if a.size < 2 or b.size < 2 or not np.all(np.isfinite(np.r_[a, b])):
         return math.nan
     df = a.size + b.size - 2
@@ -95,41 +95,35 @@ def _row(a: np.ndarray, b: np.ndarray, margin: float, higher: bool) -> tuple[dic
     return row, d
 
 
-def _decide(
+def decide(
     rows: list[dict[str, Any]],
     tests: list[Difference],
-    pooled: list[float],
+    pooled: list[Any],
+    *,
     alpha: float,
     higher: bool,
     target: float | None,
 ) -> None:
-    """Holm across the whole table, the intervals and power at each row's Holm level."""
+    """Fill each row's decision, Holm over all ``rows``: ``p_holm``, ``level`` and the interval
+    at it, ``significant``, ``tost_p_holm`` and ``equivalent``, ``verdict``, ``target_diff``
+    and ``runs_needed`` (planned with ``pooled`` SDs: one per row, or one per point)."""
     p = np.array([r["p"] for r in rows], dtype=float)
     adjusted, levels = holm(p), holm_levels(p, alpha)
-    mw = holm([r["mannwhitney_p"] for r in rows])
     tost_adj = holm([r["tost_p"] for r in rows])
-    for i, (r, d) in enumerate(zip(rows, tests, strict=True)):
-        level = float(levels[i])
-        r["p_holm"], r["level"], r["mannwhitney_p_holm"] = adjusted[i], level, mw[i]
-        r["ci_low"], r["ci_high"] = d.ci(1 - level) if level == level else (math.nan,) * 2
-        r["significant"] = bool(adjusted[i] < alpha)
-        r["tost_p_holm"] = tost_adj[i]
-        r["equivalent"] = bool(tost_adj[i] < alpha)
-        shift = d.diff if not math.isnan(d.diff) else r["cliffs_delta"]
+    for r, d, p_holm, level, t_holm, sd in zip(
+        rows, tests, adjusted, levels, tost_adj, pooled, strict=True
+    ):
+        r["p_holm"], r["level"] = p_holm, float(level)
+        r["ci_low"], r["ci_high"] = d.ci(1 - level)
+        r["significant"], r["tost_p_holm"] = bool(p_holm < alpha), t_holm
+        r["equivalent"] = bool(t_holm < alpha)
+        shift = d.diff if not math.isnan(d.diff) else r.get("cliffs_delta", math.nan)
         better = None if math.isnan(shift) or shift == 0 else (shift > 0) == higher
         r["verdict"] = verdict(
             p=d.p, significant=r["significant"], equivalent=r["equivalent"], better=better
         )
-        welch = d.test == "welch" and level == level
-        r["min_detectable_diff"] = (
-            min_detectable_difference(r["sd_base"], r["sd"], r["n_base"], r["n"], level)
-            if welch
-            else math.nan
-        )
         r["target_diff"] = abs(d.diff) if target is None else target
-        r["runs_needed"] = (
-            runs_needed(r["target_diff"], pooled[i], alpha=level) if level == level else math.nan
-        )
+        r["runs_needed"] = runs_needed(r["target_diff"], sd, alpha=float(level))
 
 
 def compare(
@@ -187,9 +181,17 @@ def compare(
                 row, d = _row(a, b, margin, higher)
                 rows.append({**key, "ordering": o, "baseline": base, **row})
                 tests.append(d)
-                pooled.append(_pooled_sd(sample(a), sample(b)))
+                pooled.append(pooled_sd(sample(a), sample(b)))
     if rows:
-        _decide(rows, tests, pooled, alpha, higher, target_diff)
+        decide(rows, tests, pooled, alpha=alpha, higher=higher, target=target_diff)
+        for r, p in zip(rows, holm([r["mannwhitney_p"] for r in rows]), strict=True):
+            r["mannwhitney_p_holm"] = p
+        for r, d in zip(rows, tests, strict=True):
+            r["min_detectable_diff"] = (
+                min_detectable_difference(r["sd_base"], r["sd"], r["n_base"], r["n"], r["level"])
+                if d.test == "welch"
+                else math.nan
+            )
     attrs = {"missing": missing, "direction": _dir(higher), "alpha": alpha, "margin": margin}
     return table(rows, [*cols, "ordering", *COMPARE], df, baseline=base, **attrs)
 

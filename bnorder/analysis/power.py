@@ -195,7 +195,8 @@ def runs_needed(
     """
     sa = np.atleast_1d(np.asarray(sds_a, dtype=float))
     sb = sa if sds_b is None else np.atleast_1d(np.asarray(sds_b, dtype=float))
-    if math.isnan(diff) or not _valid(sa, sb, np.full(sa.shape, 2), np.full(sb.shape, 2)):
+    two = np.full(sa.shape, 2)
+    if math.isnan(diff) or math.isnan(alpha) or not _valid(sa, sb, two, two):
         return NAN
 
     def enough(n: int) -> bool:

@@ -32,7 +32,8 @@ import pandas as pd
 
 from bnorder.analysis.aggregate import iqm_interval, poi_interval
 from bnorder.analysis.average import average_difference
-from bnorder.analysis.comparisons import DEFAULT_MARGIN, verdict
+from bnorder.analysis.comparisons import DEFAULT_MARGIN, decide, pooled_sd
+from bnorder.analysis.difference import Difference
 from bnorder.analysis.equivalence import tost_t
 from bnorder.analysis.frames import (
     canonical,
@@ -44,8 +45,6 @@ from bnorder.analysis.frames import (
     table,
     values,
 )
-from bnorder.analysis.multiplicity import holm, holm_levels
-from bnorder.analysis.power import runs_needed
 from bnorder.analysis.ranks import critical_difference, friedman, mean_ranks, nemenyi
 from bnorder.analysis.stats import sample
 from bnorder.analysis.validity import AGGREGATE_MIN, friedman_min_p, why_not
@@ -142,7 +141,7 @@ def _ordering_rows(
         finite = all(np.all(np.isfinite(s)) for s in strata)
         est, low, high = iqm_interval(strata, level=level) if strata and finite else (math.nan,) * 3
         mean = float(np.mean([s.mean() for s in strata])) if strata and finite else math.nan
-        note = "" if low == low or not strata else _aggregate_note(len(strata), runs)
+        note = _aggregate_note(len(strata), runs) if strata and math.isnan(low) else ""
         rows.append(
             {"ordering": o, "points": len(strata), "runs": runs, "mean_rank": rank}
             | {"mean": mean, "iqm": est, "iqm_ci_low": low, "iqm_ci_high": high, "note": note}
@@ -156,58 +155,24 @@ def _aggregate_note(points: int, runs: int) -> str:
 
 
 def _effect_row(
-    cells: Cells, base: str, o: str, higher: bool, level: float
-) -> tuple[dict[str, Any], Any]:
-    shared = [p for p, runs in cells.items() if base in runs and o in runs]
-    pairs = [(cells[p][base], cells[p][o]) for p in shared]
+    cells: Cells, base: str, o: str, *, higher: bool, level: float, margin: float
+) -> tuple[dict[str, Any], Difference, list[float]]:
+    """One contender's average effect over the points both it and the baseline ran, and the
+    pooled SD at each of those points (for planning runs)."""
+    pairs = [(runs[base], runs[o]) for runs in cells.values() if base in runs and o in runs]
     d = average_difference(pairs)
     good = [(a, b) if higher else (-a, -b) for a, b in pairs]
     finite = all(np.all(np.isfinite(np.r_[a, b])) for a, b in pairs)
-    poi, poi_low, poi_high = (
-        poi_interval(*zip(*good, strict=True), level=level) if good and finite else (math.nan,) * 3
-    )
-    pooled = [
-        np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2) if min(a.size, b.size) >= 2 else math.nan
-        for a, b in pairs
-    ]
+    poi, low, high = math.nan, math.nan, math.nan
+    if good and finite:
+        poi, low, high = poi_interval(*zip(*good, strict=True), level=level)
     runs = min((min(a.size, b.size) for a, b in pairs), default=0)
-    notes = [d.note] + (
-        [] if poi_low == poi_low or not good else [_aggregate_note(len(good), runs)]
-    )
+    notes = [d.note, _aggregate_note(len(good), runs) if good and math.isnan(low) else ""]
     row = {"ordering": o, "baseline": base, "points": len(pairs), "runs": runs, "diff": d.diff}
-    row |= {"test": d.test, "p": d.p, "poi": poi, "poi_ci_low": poi_low, "poi_ci_high": poi_high}
-    row |= {"_pooled": pooled, "note": "; ".join(n for n in notes if n)}
-    return row, d
-
-
-def _decide(
-    rows: list[dict[str, Any]],
-    tests: list,
-    alpha: float,
-    margin: float,
-    higher: bool,
-    target: float | None,
-) -> None:
-    p = np.array([r["p"] for r in rows], dtype=float)
-    adjusted, levels = holm(p), holm_levels(p, alpha)
-    tost_p = [tost_t(d.diff, d.se, d.df, margin) for d in tests]
-    tost_adj = holm(tost_p)
-    for i, (r, d) in enumerate(zip(rows, tests, strict=True)):
-        level = float(levels[i])
-        r["p_holm"], r["level"] = adjusted[i], level
-        r["ci_low"], r["ci_high"] = d.ci(1 - level) if level == level else (math.nan,) * 2
-        r["significant"] = bool(adjusted[i] < alpha)
-        r["tost_p"], r["tost_p_holm"] = tost_p[i], tost_adj[i]
-        r["equivalent"] = bool(tost_adj[i] < alpha)
-        better = None if math.isnan(d.diff) or d.diff == 0 else (d.diff > 0) == higher
-        r["verdict"] = verdict(
-            p=d.p, significant=r["significant"], equivalent=r["equivalent"], better=better
-        )
-        r["target_diff"] = abs(d.diff) if target is None else target
-        pooled = r.pop("_pooled")
-        r["runs_needed"] = (
-            runs_needed(r["target_diff"], pooled, alpha=level) if level == level else math.nan
-        )
+    row |= {"test": d.test, "p": d.p, "tost_p": tost_t(d.diff, d.se, d.df, margin)}
+    row |= {"poi": poi, "poi_ci_low": low, "poi_ci_high": high}
+    row |= {"note": "; ".join(n for n in notes if n)}
+    return row, d, [pooled_sd(a, b) for a, b in pairs]
 
 
 def across_settings(
@@ -239,7 +204,7 @@ def across_settings(
     check_metric(df, metric)
     base, higher = canonical(baseline), direction(df, metric) == "higher"
     context = context_columns(df)
-    fried, ords, effects, tests, posthoc = [], [], [], [], {}
+    fried, ords, effects, tests, pooled, posthoc = [], [], [], [], [], {}
     for key, g in groups(df, context):
         cells = _cells(g, metric, context)
         names = orderings(g)
@@ -257,11 +222,14 @@ def across_settings(
         if base in names:
             for o in names:
                 if o != base:
-                    r, d = _effect_row(cells, base, o, higher, 1 - alpha)
+                    r, d, sds = _effect_row(
+                        cells, base, o, higher=higher, level=1 - alpha, margin=margin
+                    )
                     effects.append({**key, **r})
                     tests.append(d)
+                    pooled.append(sds)
     if effects:
-        _decide(effects, tests, alpha, margin, higher, target_diff)
+        decide(effects, tests, pooled, alpha=alpha, higher=higher, target=target_diff)
     attrs = {
         "baseline": base,
         "direction": "higher" if higher else "lower",
