@@ -16,8 +16,12 @@ from bnorder.train_fused import train_fused
 # Grouped vs dense convolutions sum in different orders: losses agree to ~1e-6 per step, and
 # the gap grows over an epoch's steps, most with Adam, whose normalised steps turn rounding noise
 # on near-zero gradients (a conv bias before BN) into full-size steps. Mean losses stay within
-# 0.2%; accuracies may flip on a few examples near the decision boundary.
+# 0.2%; accuracies may flip on a few examples near the decision boundary. Held-out losses
+# amplify the last steps' weight differences most: on an AVX-512 (Zen 5) CPU the pre-activation
+# MLP with Adam ended epoch 2 with validation and test losses 0.26% apart while its train loss
+# agreed to 1e-5, so they get 1%.
 LOSS_TOL = 2e-3
+EVAL_LOSS_TOL = 1e-2
 ACC_TOL = 5 / 256  # five examples of the synthetic validation split
 
 
@@ -48,8 +52,9 @@ def test_members_match_separate_trials(arch: str, ordering: str, optimizer: str)
         assert got.n_params == alone.n_params
         assert len(got.epochs) == len(alone.epochs) == cfg.epochs
         for a, b in zip(got.epochs, alone.epochs, strict=True):
-            for key in ("train_loss", "val_loss", "test_loss"):
-                assert math.isclose(a[key], b[key], rel_tol=LOSS_TOL), (key, a[key], b[key])
+            assert math.isclose(a["train_loss"], b["train_loss"], rel_tol=LOSS_TOL)
+            for key in ("val_loss", "test_loss"):
+                assert math.isclose(a[key], b[key], rel_tol=EVAL_LOSS_TOL), (key, a[key], b[key])
             for key in ("train_acc", "val_acc", "test_acc"):
                 assert abs(a[key] - b[key]) <= ACC_TOL, (key, a[key], b[key])
     # the members really differ (own init and data order), so the comparison means something
