@@ -47,14 +47,14 @@ def _value(units: Units, x: float, signed: bool = False) -> str:
     return f"{x:+.4g}" if signed else f"{x:.4g}"
 
 
-def _interval(units: Units, low: float, high: float) -> str:
+def _interval(units: Units, low: float, high: float, *, signed: bool = True) -> str:
     if math.isnan(low):
         return "–"
-    return f"[{_value(units, low, True)}, {_value(units, high, True)}]"
+    return f"[{_value(units, low, signed)}, {_value(units, high, signed)}]"
 
 
 def _p(p: float) -> str:
-    return "–" if math.isnan(p) else f"{p:.2g}" if p >= 0.001 else "<0.001"
+    return "–" if math.isnan(p) else f"{p:.3g}" if p >= 0.001 else "<0.001"
 
 
 def _runs(n: float) -> str:
@@ -96,7 +96,7 @@ def summary_table(summary: pd.DataFrame, keys: list[str], units: Units) -> pd.Da
             f"sd{pct}, ddof 1": summary["std"].map(v),
             f"IQM{pct}": summary["iqm"].map(v),
             f"{level} t interval": [
-                _interval(units, lo, hi)
+                _interval(units, lo, hi, signed=False)
                 for lo, hi in zip(summary.t_ci_low, summary.t_ci_high, strict=True)
             ],
             f"min{pct}": summary["min"].map(v),
@@ -169,7 +169,7 @@ def spread_table(stab: pd.DataFrame, keys: list[str], units: Units) -> pd.DataFr
             "n": stab["n"],
             f"sd{pct}": stab["std"].map(lambda x: _value(units, x)),
             f"{level} interval": [
-                "–" if math.isnan(lo) else f"[{_value(units, lo)}, {_value(units, hi)}]"
+                _interval(units, lo, hi, signed=False)
                 for lo, hi in zip(stab.std_ci_low, stab.std_ci_high, strict=True)
             ],
             "Brown–Forsythe p (Holm)": stab["brown_forsythe_p_holm"].map(_p),
@@ -196,7 +196,7 @@ def across_orderings_table(verdict: AcrossSettings, units: Units) -> pd.DataFram
             f"mean{pct}": o["mean"].map(lambda x: _value(units, x)),
             f"IQM{pct}": o["iqm"].map(lambda x: _value(units, x)),
             f"IQM {level} interval": [
-                "–" if math.isnan(lo) else f"[{_value(units, lo)}, {_value(units, hi)}]"
+                _interval(units, lo, hi, signed=False)
                 for lo, hi in zip(o.iqm_ci_low, o.iqm_ci_high, strict=True)
             ],
         }

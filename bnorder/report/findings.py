@@ -77,10 +77,14 @@ def comparison_findings(
                 f"at alpha={table.attrs.get('alpha', 0.05):g} after Holm."
             )
         elif r.verdict == "equivalent":
-            real = " (a real difference, but inside the margin)" if r.significant else ""
+            real = ""
+            if r.significant:
+                test = _TEST_NAMES.get(r.test, r.test)
+                real = f"; a real difference ({test} {p_text(r.p_holm)}), inside the margin"
             lines.append(
-                f"{head} and {r.baseline} are equivalent within ±{units.size(margin)}{real} "
-                f"({units.diff(r['diff'])}, TOST {p_text(r.tost_p_holm)} after Holm; {_n(r)})."
+                f"{head} and {r.baseline} are equivalent within ±{units.size(margin)} "
+                f"({units.diff(r['diff'])}, TOST {p_text(r.tost_p_holm)} after Holm{real}; "
+                f"{_n(r)})."
             )
         elif r.verdict == "inconclusive":
             lines.append(
@@ -100,7 +104,7 @@ def stability_findings(table: pd.DataFrame, keys: list[str], units: Units) -> li
     for _, rows in table.groupby(keys, sort=False, dropna=False):
         first = rows.iloc[0]
         spreads = ", ".join(
-            f"{o} {units.size(s)} ({level} CI {units.size(lo)}–{units.size(hi)})"
+            f"{o} {units.size(s)} ({level} CI {units.span(lo, hi)})"
             if not math.isnan(s)
             else f"{o} –"
             for o, s, lo, hi in zip(

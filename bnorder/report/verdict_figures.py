@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import scikit_posthocs as sp
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from bnorder.analysis.aggregate import score_distribution
 from bnorder.analysis.frames import point_columns
@@ -105,7 +106,7 @@ def performance_profiles(
         ax.set_title(" · ".join(map(str, key)) or "all points", fontsize=10)
         ax.grid(alpha=0.3)
     style.legend(fig, sort_orderings(scored["ordering"]))
-    style.suptitle(fig, "Performance profiles (points weighted equally)")
+    style.suptitle(fig, "Performance profiles")
     return fig
 
 
@@ -130,6 +131,7 @@ def aggregate_intervals(verdict: AcrossSettings) -> Figure | None:
                 ax.plot([low, high], [i, i], color=colors[str(r.ordering)], lw=6, alpha=0.5)
             ax.plot([r[col]], [i], "o", color=colors[str(r.ordering)])
         ax.set_yticks(y, names)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_xlabel(label)
         ax.grid(axis="x", alpha=0.3)
     right.axvline(0.5, color="0.5", ls=":", lw=1)

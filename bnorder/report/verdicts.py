@@ -70,9 +70,12 @@ def _effect(r: pd.Series, units: Units, margin: float, alpha: float) -> str:
             f"alpha={alpha:g}."
         )
     if r.verdict == "equivalent":
+        real = ""
+        if r.significant:
+            real = f"; a real difference ({test} {p_text(r.p_holm)} after Holm), inside the margin"
         return (
             f"{head} and {r.baseline} are equivalent within ±{units.size(margin)} "
-            f"({units.diff(r['diff'])}; TOST {p_text(r.tost_p_holm)} after Holm{_poi(r)})."
+            f"({units.diff(r['diff'])}; TOST {p_text(r.tost_p_holm)} after Holm{real}{_poi(r)})."
         )
     if r.verdict == "inconclusive":
         plan = "no difference observed to plan for"

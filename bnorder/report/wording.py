@@ -30,6 +30,12 @@ class Units:
             return f"{self.scale * abs(x):.1f} {self.name}"
         return f"{abs(x):.3g}"
 
+    def span(self, low: float, high: float) -> str:
+        """An unsigned range: ``0.7–8.8 points``."""
+        if self.name:
+            return f"{self.scale * low:.1f}–{self.scale * high:.1f} {self.name}"
+        return f"{low:.3g}–{high:.3g}"
+
     def interval(self, low: float, high: float) -> str:
         if self.name:
             return f"[{self.scale * low:+.1f}, {self.scale * high:+.1f}]"
@@ -53,7 +59,8 @@ def level_text(level: float) -> str:
 
 
 def p_text(p: float) -> str:
-    return f"p={p:.2g}" if p >= 0.001 else "p<0.001"
+    """``p=0.0498``: three digits, so a p-value just under alpha never reads as alpha."""
+    return f"p={p:.3g}" if p >= 0.001 else "p<0.001"
 
 
 def runs_text(n: float) -> str:
