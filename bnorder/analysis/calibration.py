@@ -33,7 +33,7 @@ from scipy import stats
 
 from bnorder.analysis.aggregate import iqm_interval, poi_interval
 from bnorder.analysis.average import average_difference
-from bnorder.analysis.difference import difference, welch_ci
+from bnorder.analysis.difference import difference, mannwhitney, welch_ci
 from bnorder.analysis.equivalence import tost
 from bnorder.analysis.multiplicity import holm
 from bnorder.analysis.power import min_detectable_difference, runs_needed
@@ -98,7 +98,7 @@ def _points(rng: Rng, scenario: str, t: int, n: int, shift: float):
     """Baseline and contender runs at T points (across-point scenarios)."""
     means = np.linspace(0.70, 0.75, t)
     sds = np.linspace(0.004, 0.03, t) if scenario == "hetero" else np.full(t, SD)
-    noise = "skewed" if scenario == "skewed" else "normal"
+    noise = scenario if scenario in ("skewed", "ties") else "normal"
     a = [runs(rng, noise, (n,), mean=m, sd=s) for m, s in zip(means, sds, strict=True)]
     b = [runs(rng, noise, (n,), mean=m + shift, sd=s) for m, s in zip(means, sds, strict=True)]
     return a, b, means, sds
@@ -150,6 +150,20 @@ def cover_aggregates(
 def fpr_difference(rng: Rng, n: int, reps: int, scenario: str = "normal") -> float:
     """Rejections of a true null by :func:`difference` (Welch, or permutation on ties)."""
     return float(np.mean([difference(*_pair(rng, scenario, n)).p < ALPHA for _ in range(reps)]))
+
+
+def fpr_mannwhitney(rng: Rng, n: int, reps: int, scenario: str = "normal") -> float:
+    """Rejections of a true null by the Mann-Whitney test (exact; permutation with ties)."""
+    return float(np.mean([mannwhitney(*_pair(rng, scenario, n)) < ALPHA for _ in range(reps)]))
+
+
+def fpr_kendall(rng: Rng, orderings: int, reps: int) -> float:
+    """Rank agreement of two archs claimed when their rankings are independent."""
+    hits = [
+        stats.kendalltau(rng.normal(size=orderings), rng.normal(size=orderings)).pvalue < ALPHA
+        for _ in range(reps)
+    ]
+    return float(np.mean(hits))
 
 
 def fpr_holm(rng: Rng, n: int, reps: int, contenders: int = 4) -> float:
@@ -261,6 +275,7 @@ def calibration_table(reps: int = 2000, seed: int = 20261129) -> pd.DataFrame:
         ("sd, chi-square interval", "coverage", cover_sd, ("normal",)),
         ("difference, Welch interval", "coverage", cover_difference, ("normal", "unequal")),
         ("difference test", "false positives", fpr_difference, SCENARIOS),
+        ("Mann-Whitney", "false positives", fpr_mannwhitney, ("normal", "ties")),
         ("equivalence (TOST) at the margin", "false positives", fpr_tost, ("normal", "unequal")),
     ]
     for n in NS:
@@ -269,31 +284,21 @@ def calibration_table(reps: int = 2000, seed: int = 20261129) -> pd.DataFrame:
                 add(stat, kind, sc, n, fn(rng, n, reps, sc))
         add("Holm over 4 contenders", "false positives", "normal", n, fpr_holm(rng, n, reps // 2))
         add("Brown-Forsythe", "false positives", "normal", n, fpr_spread(rng, n, reps // 2))
+        half = reps // 2
         for sc in ("normal", "hetero", "skewed"):
-            add(
-                "average effect, interval",
-                "coverage",
-                sc,
-                n,
-                cover_average(rng, n, reps // 2, sc),
-                5,
-            )
-            add(
-                "average effect, test",
-                "false positives",
-                sc,
-                n,
-                fpr_average(rng, n, reps // 2, sc),
-                5,
-            )
+            add("average effect, interval", "coverage", sc, n, cover_average(rng, n, half, sc), 5)
+        for sc in ("normal", "hetero", "skewed", "ties"):
+            add("average effect, test", "false positives", sc, n, fpr_average(rng, n, half, sc), 5)
         add("detectable difference", "power", "normal", n, power_at_detectable(rng, n, reps // 2))
+    for orderings in (5, 6, 8):
+        add("Kendall tau", "false positives", "normal", 0, fpr_kendall(rng, orderings, reps), 1)
     for points in (2, 3, 5, 10):
         fried, post = fpr_rankings(rng, points, reps // 2)
         add("Friedman", "false positives", "normal", 0, fried, points)
         add("Nemenyi after Friedman", "false positives", "normal", 0, post, points)
     for points, n in ((10, 5), (20, 3), (5, 5), (10, 3)):
         for sc in ("normal", "hetero", "skewed", "large"):
-            iqm, poi, _made = cover_aggregates(rng, n, reps // 5, sc, points)
+            iqm, poi, _made = cover_aggregates(rng, n, reps // 2, sc, points, resamples=1000)
             add("IQM, stratified bootstrap", "coverage", sc, n, iqm, points)
             add("P(improvement), stratified bootstrap", "coverage", sc, n, poi, points)
     for points in (1, 5):

@@ -91,6 +91,23 @@ def test_difference_test_holds_alpha(n: int, scenario: str) -> None:
 
 
 @pytest.mark.parametrize("n", NS)
+@pytest.mark.parametrize("scenario", ["normal", "ties"])
+def test_mann_whitney_holds_alpha(n: int, scenario: str) -> None:
+    assert cal.fpr_mannwhitney(_seeded("mw", n, scenario), n, REPS, scenario) <= MAX_FPR
+
+
+@pytest.mark.parametrize("n", NS)
+def test_average_effect_test_holds_alpha_when_points_tie(n: int) -> None:
+    # rounded accuracies: some points' runs tie and the stratified permutation test decides
+    assert cal.fpr_average(_seeded("average-ties", n), n, REPS // 2, "ties") <= MAX_FPR
+
+
+@pytest.mark.parametrize("orderings", [5, 6])
+def test_rank_agreement_holds_alpha(orderings: int) -> None:
+    assert cal.fpr_kendall(_seeded("kendall", orderings), orderings, REPS) <= MAX_FPR
+
+
+@pytest.mark.parametrize("n", NS)
 def test_holm_family_and_equivalence_hold_alpha(n: int) -> None:
     rng = _seeded("family", n)
     assert cal.fpr_holm(rng, n, REPS // 2) <= MAX_FPR
