@@ -23,7 +23,6 @@ from bnorder.analysis.difference import Difference, difference, mannwhitney
 from bnorder.analysis.equivalence import tost
 from bnorder.analysis.frames import (
     By,
-    Direction,
     canonical,
     check_metric,
     direction,
@@ -63,6 +62,8 @@ def verdict(*, p: float, significant: bool, equivalent: bool, better: bool | Non
 
 
 def pooled_sd(a: np.ndarray, b: np.ndarray) -> float:
+    """The pooled SD of two groups of runs (what planning assumes for both); NaN with fewer
+    than 2 runs in a group or an infinite value."""
     if a.size < 2 or b.size < 2 or not np.all(np.isfinite(np.r_[a, b])):
         return math.nan
     df = a.size + b.size - 2
@@ -168,7 +169,8 @@ def compare(
         ConfigError: an unknown baseline ordering, or a missing column.
     """
     check_metric(df, metric)
-    base, higher = canonical(baseline), direction(df, metric) == "higher"
+    base, better = canonical(baseline), direction(df, metric)
+    higher = better == "higher"
     cols, rows, tests, pooled, missing = resolve_by(df, by), [], [], [], []
     for key, g in groups(df, cols):
         if base not in set(g["ordering"]):
@@ -192,9 +194,5 @@ def compare(
                 if d.test == "welch"
                 else math.nan
             )
-    attrs = {"missing": missing, "direction": _dir(higher), "alpha": alpha, "margin": margin}
+    attrs = {"missing": missing, "direction": better, "alpha": alpha, "margin": margin}
     return table(rows, [*cols, "ordering", *COMPARE], df, baseline=base, **attrs)
-
-
-def _dir(higher: bool) -> Direction:
-    return "higher" if higher else "lower"

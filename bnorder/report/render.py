@@ -216,12 +216,11 @@ def build_report(
     )
     stab = stability_findings(stability, keys, units)
     doc.add(Heading("Stability", 3), _bullets(stab, "Not enough runs to compare spreads."))
+    general: list[str] = []
     if scored.arch.nunique() > 1:
         gen = analysis.generalisation(scored, across="arch", baseline=baseline, alpha=alpha)
-        doc.add(
-            Heading("Generalisation across architectures", 3),
-            _bullets(generalisation_findings(gen.effects, gen.agreement, "arch"), "–"),
-        )
+        general = generalisation_findings(gen.effects, gen.agreement, "arch")
+        doc.add(Heading("Generalisation across architectures", 3), _bullets(general, "–"))
     probes = probe_findings(curves, baseline, [k for k in keys if k in curves], alpha)
     doc.add(
         Heading("Why: probes", 3),
@@ -280,4 +279,4 @@ def build_report(
     write_text(md, doc.markdown(out))
     write_text(html_path, doc.html())
     all_figs = [f.path for f in across_figs + figs]
-    return ReportFiles(md, html_path, all_figs, across + findings + stab + probes)
+    return ReportFiles(md, html_path, all_figs, across + findings + stab + general + probes)

@@ -81,7 +81,9 @@ def _effect(r: pd.Series, units: Units, margin: float, alpha: float) -> str:
         plan = "no difference observed to plan for"
         if r.target_diff > 0:
             needed = runs_text(r.runs_needed)
-            plan = f"{units.size(r.target_diff)} needs {needed} per ordering and point"
+            what = "the target" if r.target_diff != abs(r["diff"]) else "the observed"
+            plan = f"detecting {what} {units.size(r.target_diff)} needs {needed} per ordering "
+            plan += "and point"
         return f"{head} vs {r.baseline}: not resolved ({evidence}); {plan}."
     return f"{head} vs {r.baseline}: not tested ({r.note})."
 
