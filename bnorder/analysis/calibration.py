@@ -291,7 +291,8 @@ def calibration_table(reps: int = 2000, seed: int = 20261129) -> pd.DataFrame:
             add("average effect, test", "false positives", sc, n, fpr_average(rng, n, half, sc), 5)
         add("detectable difference", "power", "normal", n, power_at_detectable(rng, n, reps // 2))
     for orderings in (5, 6, 8):
-        add("Kendall tau", "false positives", "normal", 0, fpr_kendall(rng, orderings, reps), 1)
+        kendall = fpr_kendall(rng, orderings, reps)
+        add(f"Kendall tau, {orderings} orderings", "false positives", "normal", 0, kendall, 2)
     for points in (2, 3, 5, 10):
         fried, post = fpr_rankings(rng, points, reps // 2)
         add("Friedman", "false positives", "normal", 0, fried, points)
