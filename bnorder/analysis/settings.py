@@ -49,7 +49,7 @@ from bnorder.analysis.ranks import critical_difference, friedman, mean_ranks, ne
 from bnorder.analysis.stats import sample
 from bnorder.analysis.validity import AGGREGATE_MIN, friedman_min_p, why_not
 
-__all__ = ["AcrossSettings", "across_settings", "context_columns"]
+__all__ = ["AcrossSettings", "across_settings", "context_columns", "rows_in"]
 
 FRIEDMAN = ["points", "dropped_points", "orderings", "statistic", "p", "exact", "min_p"]
 FRIEDMAN += ["critical_difference", "note"]
@@ -86,6 +86,23 @@ class AcrossSettings:
     orderings: pd.DataFrame
     effects: pd.DataFrame
     posthoc: dict[tuple[Any, ...], pd.DataFrame]
+
+    @property
+    def context(self) -> list[str]:
+        """The columns that split the verdict into blocks (``phase``, or none)."""
+        return [c for c in ("phase",) if c in self.friedman.columns]
+
+    def blocks(self) -> list[tuple[dict[str, Any], pd.Series]]:
+        """``(context key, its Friedman row)`` per block, in order."""
+        return [({c: row[c] for c in self.context}, row) for _, row in self.friedman.iterrows()]
+
+
+def rows_in(frame: pd.DataFrame, key: dict[str, Any]) -> pd.DataFrame:
+    """The rows of ``frame`` in one block (``key`` from :meth:`AcrossSettings.blocks`)."""
+    mask = pd.Series(True, index=frame.index)
+    for column, value in key.items():
+        mask &= frame[column] == value
+    return frame[mask]
 
 
 def context_columns(df: pd.DataFrame) -> list[str]:

@@ -14,24 +14,11 @@ from matplotlib.ticker import MaxNLocator
 
 from bnorder.analysis.aggregate import score_distribution
 from bnorder.analysis.frames import point_columns
-from bnorder.analysis.settings import AcrossSettings
+from bnorder.analysis.settings import AcrossSettings, rows_in
 from bnorder.report import style
 from bnorder.report.style import ordering_colors, sort_orderings
 
 __all__ = ["aggregate_intervals", "cd_diagram", "performance_profiles"]
-
-
-def _context_rows(frame: pd.DataFrame, key: tuple, context: list[str]) -> pd.DataFrame:
-    mask = np.ones(len(frame), dtype=bool)
-    for c, v in zip(context, key, strict=True):
-        mask &= (frame[c] == v).to_numpy()
-    return frame[mask]
-
-
-def _contexts(verdict: AcrossSettings) -> tuple[list[str], list[tuple]]:
-    context = [c for c in ("phase",) if c in verdict.friedman.columns]
-    keys = [tuple(r[c] for c in context) for _, r in verdict.friedman.iterrows()]
-    return context, keys
 
 
 def cd_diagram(verdict: AcrossSettings) -> Figure | None:
@@ -41,28 +28,23 @@ def cd_diagram(verdict: AcrossSettings) -> Figure | None:
     Returns:
         One panel per context (phase) with at least 2 points and 2 orderings, or None.
     """
-    context, keys = _contexts(verdict)
     alpha = verdict.friedman.attrs.get("alpha", 0.05)
-    drawable = [
-        (k, row)
-        for k, (_, row) in zip(keys, verdict.friedman.iterrows(), strict=True)
-        if row.points >= 2 and row.orderings >= 2
-    ]
+    drawable = [(k, row) for k, row in verdict.blocks() if row.points >= 2 and row.orderings >= 2]
     if not drawable:
         return None
     fig = Figure(figsize=(8.5, 1.9 * len(drawable) + 0.4), layout="constrained")
     axes = fig.subplots(len(drawable), 1, squeeze=False).ravel()
     for ax, (key, row) in zip(axes, drawable, strict=True):
-        ranks = _context_rows(verdict.orderings, key, context).set_index("ordering")["mean_rank"]
+        ranks = rows_in(verdict.orderings, key).set_index("ordering")["mean_rank"]
         names = list(ranks.index)
-        sig = verdict.posthoc.get(key)
+        sig = verdict.posthoc.get(tuple(key.values()))
         if sig is None:  # Friedman did not reject: no pair is resolved
             sig = pd.DataFrame(1.0, index=names, columns=names)
         sp.critical_difference_diagram(
             ranks, sig, ax=ax, alpha=alpha, color_palette=ordering_colors(names)
         )
         verdict_text = "rankings differ" if row.p < alpha else "no pair resolved"
-        where = f"{' · '.join(map(str, key))}: " if key else ""
+        where = f"{' · '.join(map(str, key.values()))}: " if key else ""
         ax.set_title(
             f"{where}mean rank over {int(row.points)} points (1 = best); Friedman p={row.p:.2g}: "
             f"{verdict_text}; bars join orderings Nemenyi cannot tell apart",
@@ -76,17 +58,12 @@ def performance_profiles(
 ) -> Figure | None:
     """For each threshold, the fraction of runs scoring better than it, every point weighted
     equally (rliable's score distribution); one panel per context with 2 or more points."""
-    context, keys = _contexts(verdict)
     higher = verdict.friedman.attrs.get("direction", "higher") == "higher"
-    panels = [
-        (k, _context_rows(scored, k, context))
-        for k, (_, r) in zip(keys, verdict.friedman.iterrows(), strict=True)
-        if r.points >= 2
-    ]
+    panels = [(k, rows_in(scored, k)) for k, r in verdict.blocks() if r.points >= 2]
     if not panels:
         return None
     fig, axes = style.grid(len(panels), ncols=2)
-    blocks = [c for c in point_columns(scored) if c not in context]
+    blocks = [c for c in point_columns(scored) if c not in verdict.context]
     for ax, (key, rows) in zip(axes.ravel(), panels, strict=False):
         values = rows[metric].to_numpy(dtype=float)
         values = values[np.isfinite(values)]
@@ -103,7 +80,7 @@ def performance_profiles(
         better = ">" if higher else "<"
         ax.set(xlabel=style.metric_label(scored.attrs.get("metric", metric)))
         ax.set(ylabel=f"fraction of runs with score {better} τ", ylim=(-0.02, 1.02))
-        ax.set_title(" · ".join(map(str, key)) or "all points", fontsize=10)
+        ax.set_title(" · ".join(map(str, key.values())) or "all points", fontsize=10)
         ax.grid(alpha=0.3)
     style.legend(fig, sort_orderings(scored["ordering"]))
     style.suptitle(fig, "Performance profiles")

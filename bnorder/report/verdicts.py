@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 
-from bnorder.analysis.settings import AcrossSettings
+from bnorder.analysis.settings import AcrossSettings, rows_in
 from bnorder.report.wording import Units, level_text, p_text, runs_text, where
 
 __all__ = ["across_findings"]
@@ -88,25 +88,16 @@ def _effect(r: pd.Series, units: Units, margin: float, alpha: float) -> str:
     return f"{head} vs {r.baseline}: not tested ({r.note})."
 
 
-def _select(frame: pd.DataFrame, context: list[str], key: tuple) -> pd.DataFrame:
-    mask = pd.Series(True, index=frame.index)
-    for c, v in zip(context, key, strict=True):
-        mask &= frame[c] == v
-    return frame[mask]
-
-
 def across_findings(verdict: AcrossSettings, units: Units) -> list[str]:
     """Sentences for :func:`~bnorder.analysis.across_settings`: per context (phase), the
     ranking, then each contender's average effect."""
-    fried = verdict.friedman
-    alpha, margin = fried.attrs.get("alpha", 0.05), fried.attrs.get("margin", math.nan)
-    context = [c for c in ("phase",) if c in fried.columns]
+    alpha = verdict.friedman.attrs.get("alpha", 0.05)
+    margin = verdict.friedman.attrs.get("margin", math.nan)
     lines = []
-    for _, row in fried.iterrows():
-        key = tuple(row[c] for c in context)
-        prefix = f"{where(row, context)}: " if context else ""
-        ranks = _select(verdict.orderings, context, key)
-        lines.append(prefix + _ranking(row, ranks, verdict.posthoc.get(key), alpha))
-        for _, r in _select(verdict.effects, context, key).iterrows():
+    for key, row in verdict.blocks():
+        prefix = f"{where(row, list(key))}: " if key else ""
+        posthoc = verdict.posthoc.get(tuple(key.values()))
+        lines.append(prefix + _ranking(row, rows_in(verdict.orderings, key), posthoc, alpha))
+        for _, r in rows_in(verdict.effects, key).iterrows():
             lines.append(prefix + _effect(r, units, margin, alpha))
     return lines
