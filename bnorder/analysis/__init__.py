@@ -46,6 +46,7 @@ from bnorder.analysis.power import (
 )
 from bnorder.analysis.ranks import critical_difference, friedman, mean_ranks, nemenyi
 from bnorder.analysis.robustness import Generalisation, generalisation, tuned_vs_fixed
+from bnorder.analysis.sequential import StoppingRule, obrien_fleming_bounds
 from bnorder.analysis.settings import AcrossSettings, across_settings
 from bnorder.analysis.stats import (
     cliffs_delta,
@@ -67,6 +68,7 @@ __all__ = [
     "Coverage",
     "Difference",
     "Generalisation",
+    "StoppingRule",
     "across_settings",
     "average_difference",
     "cliffs_delta",
@@ -86,6 +88,7 @@ __all__ = [
     "mean_ranks",
     "min_detectable_difference",
     "nemenyi",
+    "obrien_fleming_bounds",
     "permutation",
     "poi_interval",
     "point_columns",
