@@ -50,16 +50,18 @@ class Coverage:
 
 
 def _planned(plan: SweepPlan | Planned) -> dict[tuple[str, str], int]:
-    """Trials per (phase, arm ID) that ``plan`` runs."""
+    """Trials per (phase, arm ID) that ``plan`` runs (adaptive seeds: at least ``min``)."""
     if isinstance(plan, Mapping):
         return dict(plan)
     counts: Counter[tuple[str, str]] = Counter()
     for phase in plan.phases:
+        rule = plan.adaptive(phase)
         if phase == "grid":
-            counts.update(("grid", arm.arm_id) for arm, _ in plan.grid_trials)
+            first = set(plan.spec.seed_list[: rule.min] if rule else plan.spec.seed_list)
+            counts.update(("grid", arm.arm_id) for arm, c in plan.grid_trials if c.seed in first)
         else:
-            n = plan.tune.trials_per_arm if phase == "tune" else plan.tune.eval_seeds
-            counts.update({(phase, arm.arm_id): n for arm in plan.arms})
+            n = plan.tune.trials_per_arm if phase == "tune" else plan.tune.eval_count
+            counts.update({(phase, arm.arm_id): rule.min if rule else n for arm in plan.arms})
     return dict(counts)
 
 

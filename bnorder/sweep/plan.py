@@ -17,7 +17,7 @@ from typing import Any
 from bnorder.config import TrialConfig
 from bnorder.errors import ConfigError
 from bnorder.models import get_arch
-from bnorder.sweep.spec import SweepSpec, TuneSpec
+from bnorder.sweep.spec import AdaptiveSeeds, SweepSpec, TuneSpec
 
 __all__ = ["Arm", "SweepPlan", "fused_groups", "make_plan"]
 
@@ -34,17 +34,30 @@ class Arm:
 class SweepPlan:
     spec: SweepSpec
     arms: tuple[Arm, ...]
-    grid_trials: tuple[tuple[Arm, TrialConfig], ...]  # grid mode only
+    grid_trials: tuple[tuple[Arm, TrialConfig], ...]  # grid mode only; adaptive: up to max
 
     @property
     def phases(self) -> tuple[str, ...]:
         return ("grid",) if self.spec.mode == "grid" else ("tune", "evaluate")
 
     def trial_count(self, phase: str) -> int:
+        """Trials the phase runs; with adaptive seeds, the most it can run."""
         if phase == "grid":
             return len(self.grid_trials)
         tune = self.tune
-        return len(self.arms) * (tune.trials_per_arm if phase == "tune" else tune.eval_seeds)
+        return len(self.arms) * (tune.trials_per_arm if phase == "tune" else tune.eval_count)
+
+    def adaptive(self, phase: str) -> AdaptiveSeeds | None:
+        """The phase's adaptive seeds (grid: ``seeds``; evaluate: ``tune.eval_seeds``)."""
+        if phase == "grid":
+            return self.spec.adaptive
+        return self.tune.adaptive if phase == "evaluate" else None
+
+    def trial_range(self, phase: str) -> tuple[int, int]:
+        """The fewest and the most trials the phase runs (equal unless seeds are adaptive)."""
+        most = self.trial_count(phase)
+        rule = self.adaptive(phase)
+        return (most // rule.max * rule.min, most) if rule else (most, most)
 
     @property
     def tune(self) -> TuneSpec:
@@ -56,7 +69,7 @@ class SweepPlan:
     def eval_seeds(self) -> list[int]:
         """Fresh seeds for the evaluate phase: never the tuning seed."""
         tune = self.tune
-        return [s for s in range(tune.eval_seeds + 1) if s != tune.tune_seed][: tune.eval_seeds]
+        return [s for s in range(tune.eval_count + 1) if s != tune.tune_seed][: tune.eval_count]
 
 
 def fused_groups(

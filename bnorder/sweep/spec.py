@@ -17,7 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bnorder.config import TrialConfig, config_error_from
 from bnorder.errors import ConfigError
 
-__all__ = ["Distribution", "PruningSpec", "Resources", "SweepSpec", "TuneSpec", "load_sweep"]
+__all__ = [
+    "AdaptiveSeeds",
+    "Distribution",
+    "Precision",
+    "PruningSpec",
+    "Resources",
+    "SweepSpec",
+    "TuneSpec",
+    "load_sweep",
+]
 
 # Set by their own keys (datasets, archs, orderings, seeds), not through `fixed` or `grid`.
 OWN_KEYS = ("dataset", "arch", "ordering", "seed")
@@ -89,14 +98,91 @@ class PruningSpec(_Strict):
     reduction_factor: int = Field(3, ge=2)  # keep the best 1/factor at each rung
 
 
+class Precision(_Strict):
+    ci_halfwidth: float = Field(gt=0, lt=1)  # target half-width of each difference's interval
+
+
+class AdaptiveSeeds(_Strict):
+    """``seeds: {min: 3, max: 9, step: 2, until: verdict}``: seeds go where the answer is open.
+
+    Every ordering of a point starts with ``min`` seeds. When a point's batch has finished,
+    each contender is compared with the baseline by the stopping rule
+    (:class:`bnorder.analysis.sequential.StoppingRule`); the orderings of comparisons still
+    open get ``step`` more seeds, up to ``max``. Seeds are 0, 1, 2, ... in order.
+    """
+
+    min: int = Field(ge=2)  # a difference needs 2 runs per ordering to have a spread
+    max: int = Field(ge=2)
+    step: int = Field(1, ge=1)
+    # verdict: significant or equivalent (group-sequential, alpha spent over the looks);
+    # {ci_halfwidth: h}: precise enough, whatever the difference (looks at the spread only)
+    until: Literal["verdict"] | Precision = "verdict"
+    alpha: float = Field(0.05, gt=0, lt=0.5)  # family-wise, over the sweep's comparisons
+    margin: float = Field(0.01, gt=0, lt=1)  # equivalence margin: one accuracy point
+    baseline: str | None = None  # the reference ordering; default conv-bn-relu if present
+
+    @model_validator(mode="after")
+    def _range(self) -> AdaptiveSeeds:
+        if self.max < self.min:
+            raise ConfigError("max", self.max, f"must be at least min ({self.min}), got")
+        return self
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.max))
+
+
+def _adaptive(value: Any) -> Any:
+    """A mapping as :class:`AdaptiveSeeds`, its errors naming its own keys (pydantic would
+    report the union's first member, ``int``, instead)."""
+    if not isinstance(value, dict):
+        return value
+    try:
+        return AdaptiveSeeds.model_validate(value)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        if err["type"] == "extra_forbidden":
+            loc = [str(p) for p in err["loc"]]
+            model = Precision if loc[0] == "until" else AdaptiveSeeds
+            raise ConfigError(
+                ".".join(loc[:-1]) or "seeds",
+                loc[-1],
+                "unknown key",
+                choices=(*model.model_fields, *(("verdict",) if model is Precision else ())),
+            ) from None
+        raise config_error_from(exc) from None
+
+
 class TuneSpec(_Strict):
     trials_per_arm: int = Field(gt=0)  # the same budget for every arm
     space: dict[str, Distribution]
-    eval_seeds: int = Field(5, gt=0)  # fresh seeds the best config of each arm is retrained with
+    # fresh seeds the best config of each arm is retrained with: a count, or adaptive
+    eval_seeds: int | AdaptiveSeeds = Field(5)
     tune_seed: int = Field(0, ge=0)  # training seed of tuning trials (evaluation seeds differ)
     sampler_seed: int = Field(0, ge=0)  # TPE's seed, so a sweep's suggestions are reproducible
     metric: Literal["best_val_acc", "final_val_acc"] = "best_val_acc"  # validation only
     pruning: PruningSpec | None = None
+
+    _adaptive_eval = field_validator("eval_seeds", mode="before")(_adaptive)
+
+    @field_validator("eval_seeds")
+    @classmethod
+    def _eval_seeds(cls, v: int | AdaptiveSeeds) -> int | AdaptiveSeeds:
+        if isinstance(v, int) and v < 1:
+            raise ConfigError("eval_seeds", v, "needs a count of at least 1, got")
+        return v
+
+    @property
+    def adaptive(self) -> AdaptiveSeeds | None:
+        """The evaluate phase's adaptive seeds, or None for a fixed count."""
+        return self.eval_seeds if isinstance(self.eval_seeds, AdaptiveSeeds) else None
+
+    @property
+    def eval_count(self) -> int:
+        """Evaluation seeds per arm at most."""
+        return (
+            self.eval_seeds.max if isinstance(self.eval_seeds, AdaptiveSeeds) else self.eval_seeds
+        )
 
 
 class SweepSpec(_Strict):
@@ -109,7 +195,7 @@ class SweepSpec(_Strict):
     orderings: list[str] = Field(min_length=1)
     fixed: dict[str, Any] = {}  # TrialConfig fields shared by every trial
     grid: dict[str, list[Any]] = {}  # TrialConfig fields -> values (arm axes in tuned mode)
-    seeds: int | list[int] = 1  # a count (0..n-1) or the list; grid mode
+    seeds: int | list[int] | AdaptiveSeeds = 1  # a count (0..n-1), the list, or adaptive
     resources: Resources = Resources()
     max_concurrent: int | None = Field(None, gt=0)  # None: as many as resources allow
     # Up to this many seed replicates of one point train as one fused array (one Ray trial,
@@ -129,9 +215,11 @@ class SweepSpec(_Strict):
             raise ConfigError("name", v, "must be letters, digits, '.', '_' or '-', not")
         return v
 
+    _adaptive_seeds = field_validator("seeds", mode="before")(_adaptive)
+
     @field_validator("seeds")
     @classmethod
-    def _seeds(cls, v: int | list[int]) -> int | list[int]:
+    def _seeds(cls, v: int | list[int] | AdaptiveSeeds) -> int | list[int] | AdaptiveSeeds:
         if isinstance(v, int) and v < 1:
             raise ConfigError("seeds", v, "needs a count of at least 1 or a list of seeds, got")
         if isinstance(v, list) and (not v or min(v) < 0 or len(set(v)) != len(v)):
@@ -140,7 +228,15 @@ class SweepSpec(_Strict):
 
     @property
     def seed_list(self) -> list[int]:
+        """Every seed a point may get (adaptive: up to ``max``)."""
+        if isinstance(self.seeds, AdaptiveSeeds):
+            return self.seeds.seed_list
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    @property
+    def adaptive(self) -> AdaptiveSeeds | None:
+        """The grid phase's adaptive seeds, or None for a fixed list."""
+        return self.seeds if isinstance(self.seeds, AdaptiveSeeds) else None
 
     @property
     def output_dir(self) -> Path:
@@ -194,8 +290,29 @@ def _validate_values(spec: SweepSpec, src: str) -> None:
                     "is also in fixed/grid:",
                     hint="a tuned field cannot be fixed too",
                 )
+        if spec.adaptive is not None:
+            raise ConfigError(
+                f"{src}: seeds",
+                "adaptive",
+                "applies to grid sweeps only; got",
+                hint="a tuned sweep takes adaptive seeds in tune.eval_seeds",
+            )
     elif spec.tune is not None:
         raise ConfigError(f"{src}: tune", "tune", "only applies to mode 'tuned'; remove", hint=None)
+    for where, rule in (
+        (f"{src}: seeds", spec.adaptive),
+        (f"{src}: tune.eval_seeds", (spec.tune.adaptive if spec.tune else None)),
+    ):
+        if rule is not None and rule.baseline is not None:
+            _check_baseline(rule.baseline, spec.orderings, f"{where}.baseline")
+
+
+def _check_baseline(text: str, orderings: list[str], where: str) -> None:
+    from bnorder.ordering import parse_ordering
+
+    listed = [parse_ordering(o).canonical for o in orderings]
+    if parse_ordering(text, field=where).canonical not in listed:
+        raise ConfigError(where, text, "is not one of the sweep's orderings", choices=orderings)
 
 
 def _one_field(key: str, value: Any, where: str) -> None:
