@@ -262,10 +262,13 @@ def print_plan(plan: Any, out: Path, storage: str | None = None) -> None:
     for arm in plan.arms:
         print(f"  {arm.arm_id}")
     for phase in plan.phases:
-        n = plan.trial_count(phase)
+        low, high = plan.trial_range(phase)
+        n = f"{low}" if low == high else f"{low} to {high}"
+        adaptive = plan.adaptive(phase)
+        seeds = f"{adaptive.min} to {adaptive.max} seeds" if adaptive else f"seeds {spec.seed_list}"
         if phase == "grid":
             axes = "".join(f" × {k} {v}" for k, v in spec.grid.items())
-            how = f"datasets × archs × orderings{axes} × seeds {spec.seed_list}"
+            how = f"datasets × archs × orderings{axes} × {seeds}"
         elif phase == "tune":
             space = ", ".join(
                 f"{k} {d.model_dump(exclude_none=True)}" for k, d in plan.tune.space.items()
@@ -274,8 +277,13 @@ def print_plan(plan: Any, out: Path, storage: str | None = None) -> None:
             how = f"{plan.tune.trials_per_arm} per arm, maximising {plan.tune.metric}"
             how += f" over {space}{prune}"
         else:
-            how = f"each arm's best config × seeds {plan.eval_seeds}"
+            how = f"each arm's best config × {seeds}"
         print(f"phase {phase}: {n} trials ({how})")
+        if adaptive:
+            from bnorder.sweep.replication import adaptive_rule
+
+            rule = adaptive_rule(plan, phase)
+            print(f"  adaptive seeds against {rule.baseline}: {rule.rule.describe()}")
     epochs = sorted(
         {cfg.epochs for _, cfg in plan.grid_trials} or {a.base.epochs for a in plan.arms}
     )

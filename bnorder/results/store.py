@@ -32,6 +32,7 @@ __all__ = [
     "epoch_rows",
     "load",
     "read_epochs",
+    "read_trials",
     "trial_row",
     "write_epochs",
     "write_result",
@@ -178,6 +179,12 @@ def read_epochs(out: str | Path, trial_id: str) -> list[dict[str, Any]]:
     rows = pq.read_table(part).to_pylist()
     drop = {"trial_id", *(f"{s}_mean" for s in PROBE_STATS)}
     return [{k: v for k, v in row.items() if k not in drop and v is not None} for row in rows]
+
+
+def read_trials(out: str | Path, trial_ids: list[str]) -> pd.DataFrame:
+    """The trials rows of these trial IDs (those written so far), without loading the rest."""
+    folder = Path(out).expanduser() / TRIALS
+    return _read([folder / f"part-{tid}.parquet" for tid in trial_ids], TRIAL_SCHEMA)
 
 
 @dataclass(frozen=True)

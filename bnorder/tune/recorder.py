@@ -31,6 +31,11 @@ class ArmProgress:
     failed: int = 0
     best_val: float = float("nan")
 
+    @property
+    def expected(self) -> int:
+        """Trials this arm runs: the plan's, or more once adaptive seeds added some."""
+        return max(self.planned, self.done + len(self.running))
+
 
 class ResultsRecorder(Callback):
     """Writes ``epochs.parquet`` parts after every reported epoch and the ``trials.parquet`` row
@@ -177,7 +182,7 @@ class ResultsRecorder(Callback):
             arm.best_val = s["best_val_acc"]
         done = sum(a.done for a in self.arms.values())
         running = sum(len(a.running) for a in self.arms.values())
-        total = sum(a.planned for a in self.arms.values())
+        total = sum(a.expected for a in self.arms.values())
         detail = (
             f"error: {result.error}"
             if result.error
@@ -199,7 +204,7 @@ class ResultsRecorder(Callback):
             flush=True,
         )
         for name, a in self.arms.items():
-            pending = max(0, a.planned - a.done - len(a.running))
+            pending = a.expected - a.done - len(a.running)
             fails = f"  ({a.failed} failed)" if a.failed else ""
             print(
                 f"  {name:<48} {a.done:>3}/{len(a.running):>2}/{pending:<3}"

@@ -164,7 +164,12 @@ class _Sweep:
         }
 
     def run_phase(
-        self, phase: str, planned: dict[str, int], param_space: dict[str, Any], **tune_config: Any
+        self,
+        phase: str,
+        planned: dict[str, int],
+        param_space: dict[str, Any],
+        most: int | None = None,
+        **tune_config: Any,
     ) -> PhaseOutcome:
         from ray import tune
 
@@ -178,7 +183,8 @@ class _Sweep:
         name = f"{spec.name}-{phase}"
         path = f"{self.storage}/{name}"
         total = sum(planned.values())
-        print(f"[{spec.name} {phase}] {total} trials over {len(planned)} arms", flush=True)
+        count = f"{total} to {most}" if most and most != total else f"{total}"
+        print(f"[{spec.name} {phase}] {count} trials over {len(planned)} arms", flush=True)
         if self.resume and tune.Tuner.can_restore(path):
             print(f"[{spec.name} {phase}] resuming {path}", flush=True)
             # the experiment brings back its own recorder, which re-reads its counts in setup()
@@ -214,10 +220,14 @@ class _Sweep:
 
     def grid_phase(self, phase: str, trials: list[tuple[str, TrialConfig]]) -> PhaseOutcome:
         """Exactly these (arm, config) trials, as one grid_search axis; with ``fuse: K``, seed
-        replicates of a point go together, up to K per Ray trial (``members``)."""
+        replicates of a point go together, up to K per Ray trial (``members``). With adaptive
+        seeds, ``trials`` are every seed a point may get and a searcher issues them."""
         from ray import tune
 
         from bnorder.sweep.plan import fused_groups
+
+        if self.plan.adaptive(phase) is not None:
+            return self.adaptive_phase(phase, trials)
 
         points = [
             {"trial": cfgs[0].model_dump(), "meta": self.meta(phase, arm)}
@@ -227,6 +237,36 @@ class _Sweep:
         ]
         planned = dict(Counter(arm for arm, _ in trials))
         return self.run_phase(phase, planned, {"point": tune.grid_search(points)})
+
+    def adaptive_phase(self, phase: str, trials: list[tuple[str, TrialConfig]]) -> PhaseOutcome:
+        """Seeds in batches, where the stopping rule says the answer is still open."""
+        from bnorder.sweep.replication import Replication, adaptive_rule, units_of
+        from bnorder.tune.seed_searcher import SeedSearcher
+
+        spec, plan = self.plan.spec, self.plan
+        units = units_of(trials, phase, tuple(k for k in spec.grid if k != "depth"))
+        seeds = list(dict.fromkeys(cfg.seed for _, cfg in trials))  # in the plan's order
+        rule = adaptive_rule(plan, phase, units)
+        state = Replication.start(units, seeds, rule.rule, rule.baseline)
+        print(f"[{spec.name} {phase}] adaptive seeds: {rule.rule.describe()}", flush=True)
+        searcher = SeedSearcher(
+            state=state,
+            metas={u.arm_id: self.meta(phase, u.arm_id) for u in units},
+            out=self.out,
+            sweep=spec.name,
+            phase=phase,
+            fuse=spec.fuse,
+        )
+        planned = dict(Counter(u.arm_id for u in units for _ in range(rule.rule.min_n)))
+        return self.run_phase(
+            phase,
+            planned,
+            {},
+            most=len(units) * rule.rule.max_n,
+            search_alg=searcher,
+            # one more than it can issue: the last suggest logs the final decisions
+            num_samples=len(units) * rule.rule.max_n + 1,
+        )
 
 
 def run_sweep(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from replay import replay
 
 from bnorder.results import load
 from bnorder.sweep.plan import make_plan
@@ -78,3 +79,45 @@ def test_sigkill_then_resume(sweep_file: Callable[..., Path], tmp_path: Path) ->
     assert not epochs.duplicated(["trial_id", "epoch"]).any()
     # the simulated OOM hit exactly one attempt, which Ray retried
     assert len(list((tmp_path / "fault").iterdir())) == 1
+
+
+ADAPTIVE = """
+name: killada
+mode: grid
+datasets: [synthetic]
+archs: [mlp]
+orderings: [case1, case2, conv-relu]
+fixed: {depth: 1, width: 8, epochs: 3, device: cpu, subset: 1024}
+seeds: {min: 2, max: 6, step: 2, until: verdict, margin: 0.001}
+max_concurrent: 1
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after", [1, 7])  # inside the first batch; after a decision
+def test_adaptive_sweep_killed_then_resumed(
+    sweep_file: Callable[..., Path], tmp_path: Path, kill_after: int
+) -> None:
+    """No seed lost or run twice, and the decisions after the resume are the rule's on the
+    rows: the same as if the driver had never died."""
+    path, out = sweep_file(ADAPTIVE), tmp_path / "out"
+    proc = _sweep(path, out, env=dict(os.environ))
+    deadline = time.monotonic() + 300
+    while _parts(out) < kill_after and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"sweep ended before it could be killed:\n{proc.stdout.read()}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = _parts(out)
+
+    resumed = _sweep(path, out, "--resume", env=dict(os.environ))
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    assert "resuming" in output
+    trials = load(out).trials
+    assert len(trials) > killed_at
+    assert trials.config_hash.is_unique  # no seed twice
+    assert trials.trial_id.is_unique
+    plan = make_plan(load_sweep(path)[0])
+    got = {arm: sorted(g.seed) for arm, g in trials.groupby("arm_id")}
+    assert got == replay(plan, "grid", trials)  # no seed lost, none extra
