@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ from bnorder.analysis.frames import (
 from bnorder.analysis.multiplicity import holm, holm_levels
 from bnorder.analysis.power import min_detectable_difference, runs_needed
 from bnorder.analysis.stats import cliffs_delta, hedges_g, prob_improvement, sample, std
+
+if TYPE_CHECKING:  # sequential.py builds on this module
+    from bnorder.analysis.sequential import StoppingRule
 
 __all__ = ["DEFAULT_MARGIN", "VERDICTS", "compare", "decide", "pooled_sd", "verdict"]
 
@@ -104,27 +107,44 @@ def decide(
     alpha: float,
     higher: bool,
     target: float | None,
+    rule: StoppingRule | None = None,
 ) -> None:
     """Fill each row's decision, Holm over all ``rows``: ``p_holm``, ``level`` and the interval
     at it, ``significant``, ``tost_p_holm`` and ``equivalent``, ``verdict``, ``target_diff``
-    and ``runs_needed`` (planned with ``pooled`` SDs: one per row, or one per point)."""
+    and ``runs_needed`` (planned with ``pooled`` SDs: one per row, or one per point).
+
+    With a group-sequential ``rule`` (runs added until a verdict), each row is decided at the
+    nominal levels of the look its runs reached instead (Bonferroni over the rule's family,
+    alpha spent over the looks); ``p_holm`` and ``tost_p_holm`` stay for reference."""
     p = np.array([r["p"] for r in rows], dtype=float)
     adjusted, levels = holm(p), holm_levels(p, alpha)
     tost_adj = holm([r["tost_p"] for r in rows])
     for r, d, p_holm, level, t_holm, sd in zip(
         rows, tests, adjusted, levels, tost_adj, pooled, strict=True
     ):
-        r["p_holm"], r["level"] = p_holm, float(level)
+        r["p_holm"], r["tost_p_holm"] = p_holm, t_holm
+        r["significant"], r["equivalent"] = bool(p_holm < alpha), bool(t_holm < alpha)
+        if _sequential(rule):
+            # fewer runs than the first look (failed runs): judged as at the first look
+            k = max(0, rule.look(min(r["n_base"], r["n"])))
+            level = rule.significance_levels[k]
+            r["significant"] = bool(r["p"] < level)
+            r["equivalent"] = bool(r["tost_p"] < rule.equivalence_levels[k])
+        r["level"] = float(level)
         r["ci_low"], r["ci_high"] = d.ci(1 - level)
-        r["significant"], r["tost_p_holm"] = bool(p_holm < alpha), t_holm
-        r["equivalent"] = bool(t_holm < alpha)
         shift = d.diff if not math.isnan(d.diff) else r.get("cliffs_delta", math.nan)
         better = None if math.isnan(shift) or shift == 0 else (shift > 0) == higher
         r["verdict"] = verdict(
             p=d.p, significant=r["significant"], equivalent=r["equivalent"], better=better
         )
         r["target_diff"] = abs(d.diff) if target is None else target
-        r["runs_needed"] = runs_needed(r["target_diff"], sd, alpha=float(level))
+        # more runs than a sequential design planned are a new study: planned at its last level
+        plan_level = rule.significance_levels[-1] if _sequential(rule) else level
+        r["runs_needed"] = runs_needed(r["target_diff"], sd, alpha=float(plan_level))
+
+
+def _sequential(rule: StoppingRule | None) -> bool:
+    return rule is not None and rule.until == "verdict"
 
 
 def compare(
@@ -135,6 +155,7 @@ def compare(
     alpha: float = 0.05,
     margin: float = DEFAULT_MARGIN,
     target_diff: float | None = None,
+    rule: StoppingRule | None = None,
 ) -> pd.DataFrame:
     """Each ordering against the baseline, within each group, corrected for multiplicity.
 
@@ -147,6 +168,9 @@ def compare(
         alpha: family-wise error rate over every row of the table (Holm).
         margin: equivalence margin in the metric's units (0.01 = one accuracy point).
         target_diff: the difference ``runs_needed`` plans for; default the observed one.
+        rule: the stopping rule the runs were collected under (adaptive seeds). A
+            group-sequential rule decides each row at its look's nominal level (see
+            :func:`decide`), with its own alpha and margin; a precision rule changes nothing.
 
     Returns:
         One row per group and contender: ``baseline``, ``n_base``, ``n``, ``mean_base``,
@@ -169,6 +193,8 @@ def compare(
         ConfigError: an unknown baseline ordering, or a missing column.
     """
     check_metric(df, metric)
+    if _sequential(rule):
+        alpha, margin = rule.alpha, rule.margin  # the design's, which the sweep stopped on
     base, better = canonical(baseline), direction(df, metric)
     higher = better == "higher"
     cols, rows, tests, pooled, missing = resolve_by(df, by), [], [], [], []
@@ -185,7 +211,7 @@ def compare(
                 tests.append(d)
                 pooled.append(pooled_sd(sample(a), sample(b)))
     if rows:
-        decide(rows, tests, pooled, alpha=alpha, higher=higher, target=target_diff)
+        decide(rows, tests, pooled, alpha=alpha, higher=higher, target=target_diff, rule=rule)
         for r, p in zip(rows, holm([r["mannwhitney_p"] for r in rows]), strict=True):
             r["mannwhitney_p_holm"] = p
         for r, d in zip(rows, tests, strict=True):
@@ -195,4 +221,5 @@ def compare(
                 else math.nan
             )
     attrs = {"missing": missing, "direction": better, "alpha": alpha, "margin": margin}
+    attrs["rule"] = rule
     return table(rows, [*cols, "ordering", *COMPARE], df, baseline=base, **attrs)

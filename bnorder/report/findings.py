@@ -38,13 +38,26 @@ def _n(r: pd.Series) -> str:
     return f"n={int(r.n)} vs {int(r.n_base)}"
 
 
-def _evidence(r: pd.Series, units: Units) -> str:
-    """``+1.8 points, 98.3% CI [-7.1, +10.7], Welch p=0.40 after Holm; n=3 vs 3``."""
+def _evidence(r: pd.Series, units: Units, sequential: bool = False) -> str:
+    """``+1.8 points, 98.3% CI [-7.1, +10.7], Welch p=0.40 after Holm; n=3 vs 3``; under a
+    group-sequential design the raw p against the look's nominal level."""
     test = _TEST_NAMES.get(r.test, r.test)
     ci = "" if math.isnan(r.ci_low) else f", {level_text(r.level)} CI "
     ci += "" if math.isnan(r.ci_low) else units.interval(r.ci_low, r.ci_high)
-    text = f"{units.diff(r['diff'])}{ci}; {test} {p_text(r.p_holm)} after Holm; {_n(r)}"
+    p = (
+        f"{p_text(r.p)} against the look's level {r.level:.2g}"
+        if sequential
+        else f"{p_text(r.p_holm)} after Holm"
+    )
+    text = f"{units.diff(r['diff'])}{ci}; {test} {p}; {_n(r)}"
     return f"{text}; {r.note}" if r.note else text
+
+
+def _more_seeds(r: pd.Series) -> str:
+    """``needs about 12 more seeds per ordering`` (beyond the runs it has)."""
+    if math.isnan(r.runs_needed) or math.isinf(r.runs_needed):
+        return f"needs {runs_text(r.runs_needed)} per ordering"
+    return f"needs about {max(1, int(r.runs_needed) - int(min(r.n, r.n_base)))} more seeds"
 
 
 def _unresolved(r: pd.Series, units: Units, targeted: bool) -> str:
@@ -68,23 +81,36 @@ def comparison_findings(
 ) -> list[str]:
     """One sentence per row of :func:`~bnorder.analysis.compare`'s table, by its verdict."""
     margin = table.attrs.get("margin", math.nan)
+    rule = table.attrs.get("rule")
+    seq = rule is not None and rule.until == "verdict"
+    alpha = f"alpha={table.attrs.get('alpha', 0.05):g}"
+    decided = f"at the group-sequential boundary ({alpha} over the design)" if seq else ""
     lines = []
     for _, r in table.iterrows():
         head = f"{where(r, keys)}: {r.ordering}"
         if r.verdict in ("better", "worse"):
             lines.append(
-                f"{head} is {r.verdict} than {r.baseline} ({_evidence(r, units)}) — significant "
-                f"at alpha={table.attrs.get('alpha', 0.05):g} after Holm."
+                f"{head} is {r.verdict} than {r.baseline} ({_evidence(r, units, seq)}) — "
+                f"significant {decided or f'at {alpha} after Holm'}."
             )
         elif r.verdict == "equivalent":
             real = ""
             if r.significant:
                 test = _TEST_NAMES.get(r.test, r.test)
-                real = f"; a real difference ({test} {p_text(r.p_holm)}), inside the margin"
+                p = p_text(r.p) if seq else p_text(r.p_holm)
+                real = f"; a real difference ({test} {p}), inside the margin"
+            tost = f"{p_text(r.tost_p)} {decided}" if seq else f"{p_text(r.tost_p_holm)} after Holm"
             lines.append(
                 f"{head} and {r.baseline} are equivalent within ±{units.size(margin)} "
-                f"({units.diff(r['diff'])}, TOST {p_text(r.tost_p_holm)} after Holm{real}; "
-                f"{_n(r)})."
+                f"({units.diff(r['diff'])}, TOST {tost}{real}; {_n(r)})."
+            )
+        elif r.verdict == "inconclusive" and seq:
+            at_max = min(r.n, r.n_base) >= rule.max_n
+            stop = f"stopped at the maximum of {rule.max_n} seeds" if at_max else "still open"
+            lines.append(
+                f"{head} vs {r.baseline}: not resolved, {stop} "
+                f"({_evidence(r, units, seq)}); {_more_seeds(r)} to detect the observed "
+                f"{units.size(r.target_diff)}."
             )
         elif r.verdict == "inconclusive":
             lines.append(

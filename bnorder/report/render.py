@@ -14,6 +14,7 @@ from bnorder.analysis.validity import MIN_RUNS_SPREAD_TEST
 from bnorder.errors import ConfigError
 from bnorder.ordering import parse_ordering
 from bnorder.report import display, figures, verdict_figures
+from bnorder.report.adaptive import design_of, runs_per_arm
 from bnorder.report.document import Document, Figure, Heading, Paragraph, Table
 from bnorder.report.findings import (
     comparison_findings,
@@ -165,6 +166,24 @@ def build_report(
         ),
         _methods(alpha, margin, units, direction),
     )
+    design = design_of(results)
+    rule = design.rule.rule if design.rule and design.rule.baseline == baseline else None
+    if design.rule is not None:
+        doc.add(
+            Heading("Seeds per ordering"),
+            Paragraph(
+                design.note
+                + (
+                    ""
+                    if rule
+                    else f" The design compared with {design.rule.baseline}, not {baseline}: "
+                    "comparisons below are analysed as fixed-n (Holm)."
+                )
+            ),
+            Table(runs_per_arm(scored, design.phase or ""), "Scored runs per arm"),
+        )
+    elif design.note:
+        doc.add(Paragraph(design.note))
     if not cov.complete:
         doc.add(Heading("Missing or failed"), Table(cov.counts, "Trials per phase and arm"))
         if len(cov.failed):
@@ -204,7 +223,7 @@ def build_report(
         *across_figs[1:],
     )
 
-    comparison = analysis.compare(scored, baseline=baseline, by=keys, **stats)
+    comparison = analysis.compare(scored, baseline=baseline, by=keys, rule=rule, **stats)
     stability = analysis.stability(scored, by=keys, level=1 - alpha)
     findings = comparison_findings(comparison, keys, units, targeted=target_diff is not None)
     if comparison.attrs["missing"]:
@@ -279,4 +298,7 @@ def build_report(
     write_text(md, doc.markdown(out))
     write_text(html_path, doc.html())
     all_figs = [f.path for f in across_figs + figs]
-    return ReportFiles(md, html_path, all_figs, across + findings + stab + general + probes)
+    design_line = [design.note] if design.note else []
+    return ReportFiles(
+        md, html_path, all_figs, design_line + across + findings + stab + general + probes
+    )
