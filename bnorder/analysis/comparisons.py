@@ -113,8 +113,8 @@ def decide(
     at it, ``significant``, ``tost_p_holm`` and ``equivalent``, ``verdict``, ``target_diff``
     and ``runs_needed`` (planned with ``pooled`` SDs: one per row, or one per point).
 
-    With a group-sequential ``rule`` (runs added until a verdict), each row is decided at the
-    nominal levels of the look its runs reached instead (Bonferroni over the rule's family,
+    With a stopping ``rule`` (adaptive seeds), each row is decided at the nominal levels of
+    the look its runs reached instead (Bonferroni over the rule's family,
     alpha spent over the looks); ``p_holm`` and ``tost_p_holm`` stay for reference."""
     p = np.array([r["p"] for r in rows], dtype=float)
     adjusted, levels = holm(p), holm_levels(p, alpha)
@@ -124,7 +124,7 @@ def decide(
     ):
         r["p_holm"], r["tost_p_holm"] = p_holm, t_holm
         r["significant"], r["equivalent"] = bool(p_holm < alpha), bool(t_holm < alpha)
-        if _sequential(rule):
+        if rule is not None:
             # fewer runs than the first look (failed runs): judged as at the first look
             k = max(0, rule.look(min(r["n_base"], r["n"])))
             level = rule.significance_levels[k]
@@ -139,12 +139,8 @@ def decide(
         )
         r["target_diff"] = abs(d.diff) if target is None else target
         # more runs than a sequential design planned are a new study: planned at its last level
-        plan_level = rule.significance_levels[-1] if _sequential(rule) else level
+        plan_level = rule.significance_levels[-1] if rule is not None else level
         r["runs_needed"] = runs_needed(r["target_diff"], sd, alpha=float(plan_level))
-
-
-def _sequential(rule: StoppingRule | None) -> bool:
-    return rule is not None and rule.until == "verdict"
 
 
 def compare(
@@ -168,9 +164,9 @@ def compare(
         alpha: family-wise error rate over every row of the table (Holm).
         margin: equivalence margin in the metric's units (0.01 = one accuracy point).
         target_diff: the difference ``runs_needed`` plans for; default the observed one.
-        rule: the stopping rule the runs were collected under (adaptive seeds). A
-            group-sequential rule decides each row at its look's nominal level (see
-            :func:`decide`), with its own alpha and margin; a precision rule changes nothing.
+        rule: the stopping rule the runs were collected under (adaptive seeds): each row is
+            decided at its look's nominal level (see :func:`decide`), with the rule's own
+            alpha and margin.
 
     Returns:
         One row per group and contender: ``baseline``, ``n_base``, ``n``, ``mean_base``,
@@ -193,7 +189,7 @@ def compare(
         ConfigError: an unknown baseline ordering, or a missing column.
     """
     check_metric(df, metric)
-    if _sequential(rule):
+    if rule is not None:
         alpha, margin = rule.alpha, rule.margin  # the design's, which the sweep stopped on
     base, better = canonical(baseline), direction(df, metric)
     higher = better == "higher"

@@ -82,7 +82,7 @@ def comparison_findings(
     """One sentence per row of :func:`~bnorder.analysis.compare`'s table, by its verdict."""
     margin = table.attrs.get("margin", math.nan)
     rule = table.attrs.get("rule")
-    seq = rule is not None and rule.until == "verdict"
+    seq = rule is not None
     alpha = f"alpha={table.attrs.get('alpha', 0.05):g}"
     decided = f"at the group-sequential boundary ({alpha} over the design)" if seq else ""
     lines = []

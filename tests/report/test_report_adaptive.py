@@ -55,12 +55,13 @@ def test_a_sequential_sweep_is_decided_at_its_last_look(tmp_path: Path) -> None:
     assert "| 9 | 0–8 |" in md
 
 
-def test_a_precision_rule_keeps_the_fixed_n_analysis(tmp_path: Path) -> None:
+def test_a_precision_rule_is_decided_at_its_looks_too(tmp_path: Path) -> None:
+    # stopping when the spread happens to be small inflates a fixed-n test's false positives
     out = _results(tmp_path, "{ci_halfwidth: 0.001}", 0.046)
     text = "\n".join(build_report([out], out / "report").findings)
-    assert "precision rule" in text
-    assert "conv-relu-bn is better than conv-bn-relu" in text
-    assert "after Holm" in text
+    assert "until the interval of each difference is within ±0.1 points" in text
+    assert "not resolved, stopped at the maximum of 9 seeds" in text
+    assert "against the look's level 0.043" in text
 
 
 def test_a_strong_effect_is_called_at_the_boundary(tmp_path: Path) -> None:

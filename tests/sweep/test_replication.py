@@ -182,13 +182,13 @@ def test_a_restart_rebuilds_the_same_decisions_from_rows(sweep_file: Callable[..
 def test_precision_rule_stops_on_width_not_on_the_difference(
     sweep_file: Callable[..., Path],
 ) -> None:
-    wide = _state(sweep_file, "{min: 3, max: 9, step: 2, until: {ci_halfwidth: 0.5}}")
+    wide = _state(sweep_file, "{min: 3, max: 9, step: 2, until: {ci_halfwidth: 0.99}}")
     _drive(wide)
     assert {len(s) for s in wide.issued.values()} == {3}  # any interval is that narrow
     tight = _state(sweep_file, "{min: 3, max: 9, step: 2, until: {ci_halfwidth: 0.0001}}")
     _drive(tight)
     assert {len(s) for s in tight.issued.values()} == {9}
-    assert {c.verdict for c in tight.calls.values()} == {""}  # the report decides, fixed-n
+    assert {c.reason for c in tight.calls.values()} == {"max"}
 
 
 def test_baseline_default_and_override() -> None:
