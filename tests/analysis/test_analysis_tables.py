@@ -399,7 +399,9 @@ def test_real_quickstart_is_complete_against_its_plan(quickstart: pd.DataFrame) 
     spec, _ = load_sweep(QUICKSTART / "sweep.yaml")
     cov = coverage(quickstart, make_plan(spec))
     assert cov.complete
-    assert cov.counts["expected"].sum() == len(quickstart)
+    assert cov.counts["total"].sum() == len(quickstart)
+    # adaptive seeds: each arm has at least the plan's first batch, some more
+    assert (cov.counts["finished"] >= cov.counts["expected"]).all()
 
 
 def test_tables_of_no_results_keep_their_columns() -> None:
