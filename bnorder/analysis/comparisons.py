@@ -138,9 +138,20 @@ def decide(
             p=d.p, significant=r["significant"], equivalent=r["equivalent"], better=better
         )
         r["target_diff"] = abs(d.diff) if target is None else target
-        # more runs than a sequential design planned are a new study: planned at its last level
-        plan_level = rule.significance_levels[-1] if rule is not None else level
-        r["runs_needed"] = runs_needed(r["target_diff"], sd, alpha=float(plan_level))
+        if rule is None:
+            r["runs_needed"] = runs_needed(r["target_diff"], sd, alpha=float(level))
+        else:  # more runs than the design planned are a new study: at its last look's levels
+            r["runs_needed"] = _sequential_runs(r["target_diff"], sd, rule)
+
+
+def _sequential_runs(diff: float, sd: float, rule: StoppingRule) -> float:
+    """Runs per ordering that settle a comparison left open by a sequential design: to show
+    equivalence when the difference lies inside the margin (TOST: each one-sided test with
+    90% power, both then at least 80%), else to detect the difference (80%)."""
+    if abs(diff) < rule.margin:
+        eq = rule.equivalence_levels[-1]
+        return runs_needed(rule.margin - abs(diff), sd, alpha=2 * eq, power=0.9)
+    return runs_needed(diff, sd, alpha=rule.significance_levels[-1])
 
 
 def compare(

@@ -107,10 +107,15 @@ def comparison_findings(
         elif r.verdict == "inconclusive" and seq:
             at_max = min(r.n, r.n_base) >= rule.max_n
             stop = f"stopped at the maximum of {rule.max_n} seeds" if at_max else "still open"
+            goal = (
+                f"to show equivalence within ±{units.size(margin)} if the true difference is "
+                f"the observed {units.diff(r['diff'])}"
+                if abs(r.target_diff) < margin
+                else f"to detect the observed {units.size(r.target_diff)}"
+            )
             lines.append(
                 f"{head} vs {r.baseline}: not resolved, {stop} "
-                f"({_evidence(r, units, seq)}); {_more_seeds(r)} to detect the observed "
-                f"{units.size(r.target_diff)}."
+                f"({_evidence(r, units, seq)}); {_more_seeds(r)} {goal}."
             )
         elif r.verdict == "inconclusive":
             lines.append(

@@ -33,7 +33,7 @@ def _results(tmp_path: Path, until: str, p: float) -> Path:
         return welch(base, other + shift) - p
 
     shift = optimize.brentq(gap, 0.0, 0.05)
-    out = tmp_path / until.split(":")[0].strip("{ ")
+    out = tmp_path / until.split(":")[0].strip("{ ").replace(", ", "-")
     write(out, [run("case1", s, a) for s, a in enumerate(base)])
     write(out, [run("case2", s, a) for s, a in enumerate(other + shift)])
     (out / "sweep.yaml").write_text(SWEEP.replace("UNTIL", until))
@@ -49,10 +49,17 @@ def test_a_sequential_sweep_is_decided_at_its_last_look(tmp_path: Path) -> None:
     assert "Seeds per ordering were adaptive: 3 to 9 seeds" in text
     assert "not resolved, stopped at the maximum of 9 seeds" in text
     assert "against the look's level 0.043" in text
-    assert "more seeds to detect" in text
+    # +0.7 points, inside the 1-point margin: what would settle it is equivalence
+    assert "needs about 132 more seeds to show equivalence within ±1.0 points" in text
     md = files.markdown.read_text()
     assert "Scored runs per arm" in md
     assert "| 9 | 0–8 |" in md
+
+
+def test_outside_the_margin_the_plan_is_to_detect_the_difference(tmp_path: Path) -> None:
+    out = _results(tmp_path, "verdict, margin: 0.005", 0.046)
+    text = "\n".join(build_report([out], out / "report").findings)
+    assert "more seeds to detect the observed 0.7 points" in text
 
 
 def test_a_precision_rule_is_decided_at_its_looks_too(tmp_path: Path) -> None:

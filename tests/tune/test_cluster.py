@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from replay import replay
 
 from bnorder.results import load
 from bnorder.sweep.plan import make_plan
@@ -274,3 +275,25 @@ def test_worker_node_killed_mid_sweep_its_trials_resume_on_the_other(
     assert (
         epochs.groupby("trial_id").epoch.apply(sorted).map(lambda e: e == [1, 2, 3, 4, 5, 6]).all()
     )
+
+
+def test_adaptive_seed_batches_join_the_running_experiment_on_both_nodes(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    path = _sweep_file(
+        tmp_path,
+        name="adaptive",
+        orderings="[case1, case2]",
+        seeds="{min: 2, max: 4, step: 2, until: verdict, margin: 0.5}",
+        fuse=2,
+    )
+    out = tmp_path / "out"
+    output = _finish(_driver(cluster, path, out))
+    trials = load(out).trials
+    assert trials.config_hash.is_unique
+    got = {arm: sorted(g.seed) for arm, g in trials.groupby("arm_id")}
+    assert got == replay(make_plan(load_sweep(path)[0]), "grid", trials)
+    # one Ray experiment: the second batch went to the running one (no second 'trials over')
+    assert output.count("trials over") == 1
+    assert set(trials.node_ip) == set(WORKER_IPS)
+    assert set(trials.execution) == {"fused 2"}
