@@ -286,6 +286,10 @@ def test_adaptive_seed_batches_join_the_running_experiment_on_both_nodes(
         orderings="[case1, case2]",
         seeds="{min: 2, max: 4, step: 2, until: verdict, margin: 0.5}",
         fuse=2,
+        resources="{cpu: 1, gpu: 1}",  # one trial per node: the two of a batch use both
+        depth=2,
+        width=16,
+        epochs=4,  # long enough for the two trials of a batch to overlap
     )
     out = tmp_path / "out"
     output = _finish(_driver(cluster, path, out))
