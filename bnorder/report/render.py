@@ -191,6 +191,14 @@ def build_report(
 
     verdict = analysis.across_settings(scored, baseline=baseline, **stats)
     across = across_findings(verdict, units)
+    if design.rule is not None and across:
+        across.insert(
+            0,
+            "Across settings, the tests below treat each point's runs as a fixed sample; "
+            "seeds were added per point by the stopping rule, which these tests were not "
+            "simulated under: read them as descriptive, and the per-point verdicts as the "
+            "design's.",
+        )
     across_figs = _saved(
         [
             (
