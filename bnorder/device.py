@@ -6,7 +6,7 @@ import torch
 
 from bnorder.errors import ConfigError
 
-__all__ = ["device_name", "peak_flops", "resolve_device"]
+__all__ = ["device_name", "granted_device", "peak_flops", "resolve_device"]
 
 # Dense (no sparsity) peak FLOP/s by GPU name fragment: (bf16, tf32). fp32 convolutions and
 # matmuls run as TF32 on these by default (cuDNN), so TF32 is the fp32 modes' ceiling.
@@ -41,6 +41,28 @@ def resolve_device(name: str) -> torch.device:
             hint="MPS needs Apple silicon; use --device cpu or auto",
         )
     return device
+
+
+def granted_device(name: str, gpus: float) -> str:
+    """The device a trial granted ``gpus`` by its scheduler may use: ``auto`` becomes ``cpu``
+    when no GPU was granted, even if one is visible (Ray 2.60 no longer hides the GPUs from
+    zero-GPU trials, so they would pile onto cuda:0 uncounted).
+
+    Raises:
+        ConfigError: a CUDA device asked for by a trial granted no GPU.
+    """
+    if gpus > 0:
+        return name
+    if name.startswith("cuda"):
+        raise ConfigError(
+            "device",
+            name,
+            "needs a GPU, but the trial was granted none; got",
+            hint="set resources.gpu > 0, or device: auto",
+        )
+    if name == "auto" and resolve_device("auto").type == "cuda":
+        return "cpu"
+    return name  # cpu, or Apple's MPS, which no scheduler hands out
 
 
 def device_name(device: torch.device) -> str:

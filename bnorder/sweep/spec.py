@@ -278,6 +278,14 @@ def _validate_values(spec: SweepSpec, src: str) -> None:
             raise ConfigError(f"{src}: grid.{key}", values, "needs at least one value, got")
         for i, value in enumerate(values):
             _one_field(key, value, f"{src}: grid.{key}[{i}]")
+    devices = [spec.fixed.get("device", "auto"), *spec.grid.get("device", [])]
+    if spec.resources.gpu == 0 and any(str(d).startswith("cuda") for d in devices):
+        raise ConfigError(
+            f"{src}: resources.gpu",
+            0,
+            "grants no GPU while the trials' device asks for cuda; got",
+            hint="set resources.gpu (1, or 1/k to share one), or use device: auto",
+        )
     if spec.mode == "tuned":
         if spec.tune is None:
             raise ConfigError(f"{src}: tune", None, "is required when mode is 'tuned', got")

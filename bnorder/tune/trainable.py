@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from bnorder.config import TrialConfig
+from bnorder.device import granted_device
 from bnorder.results.store import TRIALS
 from bnorder.train import EpochReport, train_trial
 from bnorder.train_fused import train_fused
@@ -71,7 +72,11 @@ def run_trial(config: dict[str, Any]) -> None:
 
     config = unwrap(config)
     meta = config["meta"]
-    cfgs = [TrialConfig(**c) for c in member_configs(config)]
+    # the device follows what Ray granted (not in the hashes: rows stay the same cells)
+    cfgs = [
+        TrialConfig(**c).replace(device=granted_device(c["device"], float(meta["gpu"])))
+        for c in member_configs(config)
+    ]
     ids = member_ids(meta["sweep"], tune.get_context().get_trial_id(), config)
     if all((Path(meta["out"]) / TRIALS / f"part-{tid}.parquet").exists() for tid in ids):
         return  # finished before a driver crash that Ray's experiment state did not see
