@@ -37,6 +37,7 @@ __all__ = [
     "load_trial_data",
     "memory_layout",
     "optimizer_for",
+    "reset_gpu_peak",
     "train_trial",
 ]
 
@@ -146,8 +147,16 @@ def optimizer_for(cfg: TrialConfig, params: Any, n_train: int) -> tuple[Any, Any
 
 
 def gpu_peak_mib_of(device: torch.device) -> float | None:
-    """Peak memory this process allocated on ``device``: checks a trial kept to its GPU share."""
+    """Peak memory allocated on ``device`` since :func:`reset_gpu_peak`: checks a trial kept
+    to its GPU share."""
     return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
+def reset_gpu_peak(device: torch.device) -> None:
+    """Start a trial's peak from its own first allocation: Ray reuses actors, so one process
+    trains trial after trial, and CUDA's peak would otherwise carry the largest before it."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
 
 
 def memory_layout(cfg: TrialConfig, ndim: int) -> torch.memory_format:
@@ -213,6 +222,7 @@ def train_trial(
     )
     eval_batch = GPU_EVAL_BATCH if device.type == "cuda" else cfg.batch_size
     autocast = autocast_for(cfg, device)
+    reset_gpu_peak(device)
 
     # ---------------------------------------------------------------- data
     raw, data = load_trial_data(cfg, data_root, device)

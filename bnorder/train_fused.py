@@ -40,6 +40,7 @@ from bnorder.train import (
     load_trial_data,
     memory_layout,
     optimizer_for,
+    reset_gpu_peak,
 )
 
 __all__ = ["FUSABLE_SEEDS", "check_fusable", "train_fused"]
@@ -116,6 +117,7 @@ def train_fused(
     )
     eval_batch = GPU_EVAL_BATCH if device.type == "cuda" else cfg.batch_size
     autocast = autocast_for(cfg, device)
+    reset_gpu_peak(device)
 
     # ---------------------------------------------------------------- data
     raw, data = load_trial_data(cfg, data_root, device)

@@ -35,7 +35,9 @@ def test_auto_stays_auto_where_no_cuda_is_visible() -> None:
 
 
 def test_an_explicit_cuda_device_without_a_gpu_is_an_error() -> None:
-    with pytest.raises(ConfigError, match=r"device: needs a GPU.*granted none; got 'cuda:1'.*resources.gpu"):
+    with pytest.raises(
+        ConfigError, match=r"device: needs a GPU.*granted none; got 'cuda:1'.*resources.gpu"
+    ):
         granted_device("cuda:1", 0.0)
 
 

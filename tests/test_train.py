@@ -130,3 +130,29 @@ def test_cuda_trial_matches_cpu_closely() -> None:
     cpu = train_trial(TrialConfig(**SMALL))
     gpu = train_trial(TrialConfig(**{**SMALL, "device": "cuda"}))
     assert gpu.epochs[-1]["test_acc"] == pytest.approx(cpu.epochs[-1]["test_acc"], abs=0.05)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_every_trial_restarts_the_gpu_peak(monkeypatch: pytest.MonkeyPatch, fused: bool) -> None:
+    """Ray reuses actors: without a reset, a trial reports the largest peak before it."""
+    import bnorder.train
+    import bnorder.train_fused
+
+    calls: list[torch.device] = []
+    for module in (bnorder.train, bnorder.train_fused):
+        monkeypatch.setattr(module, "reset_gpu_peak", calls.append)
+    cfg = TrialConfig(**{**SMALL, "epochs": 1})
+    if fused:
+        bnorder.train_fused.train_fused([cfg, cfg.replace(seed=1)])
+    else:
+        train_trial(cfg)
+        train_trial(cfg.replace(seed=1))
+    assert calls == [torch.device("cpu")] * (1 if fused else 2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu
+def test_a_small_trial_after_a_big_one_reports_its_own_peak() -> None:
+    big = train_trial(TrialConfig(**{**SMALL, "device": "cuda", "width": 256, "epochs": 1}))
+    small = train_trial(TrialConfig(**{**SMALL, "device": "cuda", "width": 4, "epochs": 1}))
+    assert small.gpu_peak_mib < big.gpu_peak_mib / 2
