@@ -42,16 +42,29 @@ class TrialData:
         self, batch_size: int, generator: torch.Generator, *, augment: bool = False
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of shuffled batches; the last one may be smaller (as a DataLoader without
-        drop_last), except that a batch of one is skipped since BatchNorm cannot train on it."""
+        drop_last), except that a batch of one is skipped since BatchNorm cannot train on it.
+
+        The order and the crops come from a CPU generator, so a seed gives the same batches on
+        any device. All of an epoch's draws are made up front, in the order per-batch draws
+        would make them, and reach the device in one copy: no host-device copy per step.
+        """
         n = len(self.train)
-        order = torch.randperm(n, generator=generator).to(self.train.y.device)
-        for start in range(0, n, batch_size):
+        device = self.train.y.device
+        order = torch.randperm(n, generator=generator)
+        starts = [s for s in range(0, n, batch_size) if min(batch_size, n - s) >= 2]
+        if augment:
+            draws = [crop_draws(min(batch_size, n - s), generator) for s in starts]
+            offsets = torch.cat([d[0] for d in draws], 1).to(device)
+            flips = torch.cat([d[1] for d in draws]).to(device)
+        order = order.to(device)
+        done = 0
+        for start in starts:
             idx = order[start : start + batch_size]
-            if len(idx) < 2:
-                continue
             x = self.to_float(self.train.x[idx])
             if augment:
-                x = random_crop_flip(x, generator)
+                k = slice(done, done + len(idx))
+                x = crop_flip(x, offsets[:, k], flips[k])
+                done += len(idx)
             yield x, self.train.y[idx]
 
     def eval_batches(
@@ -64,18 +77,34 @@ class TrialData:
             )
 
 
-def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Per-example random crop (reflect-padded by ``pad``) and horizontal flip, as one gather."""
+def crop_draws(
+    n: int, generator: torch.Generator, pad: int = 4
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random crop offsets (2×n, in [0, 2·pad]) and horizontal flips (n) for a batch of n."""
+    offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5
+    return offsets, flips
+
+
+def crop_flip(
+    x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: int = 4
+) -> torch.Tensor:
+    """Crops (reflect-padded by ``pad``) at ``offsets`` and flips, as one gather on x's
+    device; ``offsets`` and ``flips`` must already be there."""
     n, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(x.device)
-    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
     rows = offsets[0, :, None] + torch.arange(h, device=x.device)
     cols = offsets[1, :, None] + torch.arange(w, device=x.device)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    cols = torch.where(flips[:, None], cols.flip(1), cols)
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     chans = torch.arange(c, device=x.device)[None, :, None, None]
     return padded[batch, chans, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Per-example random crop (reflect-padded by ``pad``) and horizontal flip, as one gather."""
+    offsets, flips = crop_draws(len(x), generator, pad)
+    return crop_flip(x, offsets.to(x.device), flips.to(x.device), pad)
 
 
 def _carve_val(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -330,3 +330,52 @@ def test_batches_on_cuda_match_cpu(raw: RawData) -> None:
             assert xg.is_cuda
             assert torch.equal(yc, yg.cpu())
             assert _max_diff(xc, xg.cpu()) <= 1e-6
+
+
+def test_augmented_epoch_copies_to_the_device_once_not_per_step(
+    raw: RawData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a GPU each host-to-device copy of crop offsets blocks the host: the draws of a whole
+    epoch go in one copy, so the steps never wait (``gpu_check.py`` counts syncs on CUDA)."""
+    data = _data(raw)
+    copies = []
+    original = torch.Tensor.to
+
+    def counting(self: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        copies.append(args)
+        return original(self, *args, **kwargs)
+
+    batches = data.train_batches(8, torch.Generator().manual_seed(0), augment=True)
+    monkeypatch.setattr(torch.Tensor, "to", counting)
+    steps = sum(1 for _ in batches)
+    assert steps >= 8
+    assert len(copies) <= 3  # order, offsets, flips: once per epoch
+
+
+def test_epoch_draws_match_per_batch_draws(raw: RawData) -> None:
+    """Drawing an epoch's crops up front keeps the seed's stream: batches equal those made
+    with one draw per batch, as before."""
+    data = _data(raw)
+    gen = torch.Generator().manual_seed(7)
+    order = torch.randperm(len(data.train), generator=gen)
+    expected = []
+    for start in range(0, len(order), 16):
+        idx = order[start : start + 16]
+        if len(idx) >= 2:
+            expected.append(random_crop_flip(data.to_float(data.train.x[idx]), gen))
+    got = [x for x, _ in data.train_batches(16, torch.Generator().manual_seed(7), augment=True)]
+    assert len(got) == len(expected)
+    assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_augmented_steps_never_sync_on_cuda(raw: RawData) -> None:
+    data = _data(raw, device="cuda")
+    batches = data.train_batches(8, torch.Generator().manual_seed(0), augment=True)
+    next(batches)  # the epoch's one copy of order and crops happens before the first batch
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        assert sum(1 for _ in batches) >= 8
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
