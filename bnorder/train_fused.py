@@ -130,6 +130,7 @@ def train_fused(
     n_params = count_parameters(members[0])
     layout = memory_layout(cfg, data.train.x.ndim)
     array = fuse_models(members).to(device).to(memory_format=layout)
+    array.input_layout = layout
     net = torch.compile(array) if cfg.compile else array
     optimizer, schedule = optimizer_for(cfg, array.parameters(), len(data.train))
     histories: list[list[dict[str, Any]]] = [[] for _ in cfgs]

@@ -69,6 +69,9 @@ class FusedArray(nn.Module):
         super().__init__()
         self.net = net
         self.k = k
+        # the layout image inputs are handed to the network in once flattened to [B, K·C, H,
+        # W]: channels_last for an array whose weights are, else the first conv converts them
+        self.input_layout = torch.contiguous_format
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, K, *member_input] -> [B, K, num_classes]``."""
@@ -77,7 +80,10 @@ class FusedArray(nn.Module):
                 f"FusedArray of {self.k} members expects [batch, {self.k}, ...] inputs, "
                 f"got {tuple(x.shape)}"
             )
-        return self.net(x.flatten(1, 2)).view(x.shape[0], self.k, -1)
+        flat = x.flatten(1, 2)
+        if flat.dim() == 4:
+            flat = flat.contiguous(memory_format=self.input_layout)
+        return self.net(flat).view(x.shape[0], self.k, -1)
 
     def member_state_dict(self, k: int) -> dict[str, torch.Tensor]:
         """Member ``k``'s state dict, with the keys and shapes of the original model.

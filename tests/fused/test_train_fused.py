@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from bnorder.config import TrialConfig
 from bnorder.errors import ConfigError
@@ -90,3 +91,25 @@ def test_members_must_differ_only_in_seeds() -> None:
     assert "may differ only in seed, init_seed, data_seed" in str(info.value)
     with pytest.raises(ConfigError, match=r"members\[1\]\.split_seed"):
         train_fused([_cfg(seed=0), _cfg(seed=1, split_seed=3)])
+
+
+def test_channels_last_reaches_the_fused_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Image batches enter the fused network channels-last, as a lone trial's do, instead of
+    being converted by its first convolution."""
+    import bnorder.train_fused
+
+    seen: list[bool] = []
+    fuse = bnorder.train_fused.fuse_models
+
+    def spying(models: list) -> object:
+        array = fuse(models)
+        array.net.register_forward_pre_hook(
+            lambda mod, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
+        )
+        return array
+
+    monkeypatch.setattr(bnorder.train_fused, "fuse_models", spying)
+    cfg = _cfg(arch="cnn", epochs=1, channels_last=True)
+    train_fused([cfg, cfg.replace(seed=1)])
+    assert seen
+    assert all(seen)
