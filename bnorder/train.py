@@ -12,7 +12,7 @@ import copy
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +29,7 @@ from bnorder.optim import create_optimizer, create_schedule
 from bnorder.probes import measure_probes
 
 __all__ = [
+    "CompileClock",
     "EpochReport",
     "TrialResult",
     "autocast_for",
@@ -159,6 +160,48 @@ def reset_gpu_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+class CompileClock:
+    """Keeps compilation out of training throughput: with ``compile``, the first step of each
+    batch shape compiles a graph (the first batch, and the partial last one), so it is timed
+    apart, as ``compile_seconds``, and its images do not count in ``images_per_s``."""
+
+    def __init__(self, active: bool, device: torch.device) -> None:
+        self.active, self.device = active, device
+        self.shapes: set[tuple[int, ...]] = set()
+        self.seconds, self.images = 0.0, 0
+
+    def start_epoch(self) -> None:
+        self.seconds, self.images = 0.0, 0
+
+    @contextlib.contextmanager
+    def step(self, shape: torch.Size, images: int) -> Iterator[None]:
+        if not self.active or tuple(shape) in self.shapes:
+            yield
+            return
+        _sync(self.device)
+        t = time.perf_counter()
+        yield
+        _sync(self.device)
+        self.seconds += time.perf_counter() - t
+        self.images += images
+        self.shapes.add(tuple(shape))
+
+    def epoch_metrics(self, seen: int, seconds: float) -> dict[str, float]:
+        """``train_seconds``, ``images_per_s`` and ``compile_seconds`` of an epoch that took
+        ``seconds`` over ``seen`` images, compiling steps left out."""
+        train = seconds - self.seconds
+        return {
+            "train_seconds": train,
+            "images_per_s": (seen - self.images) / train if train > 0 else math.nan,
+            "compile_seconds": self.seconds if self.active else math.nan,
+        }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def memory_layout(cfg: TrialConfig, ndim: int) -> torch.memory_format:
     """channels_last applies to image batches (N, C, H, W) only."""
     return torch.channels_last if cfg.channels_last and ndim == 4 else torch.contiguous_format
@@ -270,8 +313,10 @@ def train_trial(
 
     # ---------------------------------------------------------------- epochs
     status: Status = "ok"
+    clock = CompileClock(cfg.compile, device)
     for epoch in range(first_epoch, cfg.epochs + 1):
         model.train()
+        clock.start_epoch()
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
@@ -279,21 +324,21 @@ def train_trial(
         for step, (x, y) in enumerate(
             data.train_batches(cfg.batch_size, data_gen, augment=cfg.augment), 1
         ):
-            with autocast():
-                out = net(x.contiguous(memory_format=layout))
-                loss = F.cross_entropy(out.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            with clock.step(x.shape, len(y)):
+                with autocast():
+                    out = net(x.contiguous(memory_format=layout))
+                    loss = F.cross_entropy(out.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
             schedule.step()
             loss_sum += loss.detach() * len(y)
             correct += (out.detach().argmax(1) == y).sum()
             seen += len(y)
             if step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
                 break
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        train_seconds = time.perf_counter() - t0
+        _sync(device)
+        timing = clock.epoch_metrics(seen, time.perf_counter() - t0)
         train_loss = loss_sum.item() / max(seen, 1)
         if not math.isfinite(train_loss):
             status = "diverged"
@@ -310,9 +355,8 @@ def train_trial(
             "test_loss": test_loss,
             "test_acc": test_acc,
             "lr_end": optimizer.param_groups[0]["lr"],
-            "train_seconds": train_seconds,
             "eval_seconds": time.perf_counter() - t1,
-            "images_per_s": seen / train_seconds if train_seconds > 0 else math.nan,
+            **timing,
         }
         if cfg.probes and status == "ok":
             metrics.update(measure_probes(model, probe_x, probe_y))

@@ -31,6 +31,7 @@ from bnorder.probes import measure_probes
 from bnorder.train import (
     DIVERGENCE_CHECK_EVERY,
     GPU_EVAL_BATCH,
+    CompileClock,
     EpochReport,
     Status,
     TrialResult,
@@ -165,8 +166,10 @@ def train_fused(
 
     # ---------------------------------------------------------------- epochs
     status: list[Status] = ["ok"] * k
+    clock = CompileClock(cfg.compile, device)
     for epoch in range(first_epoch, cfg.epochs + 1):
         array.train()
+        clock.start_epoch()
         t0 = time.perf_counter()
         loss_sum = torch.zeros(k, device=device)
         correct = torch.zeros(k, device=device, dtype=torch.long)
@@ -176,12 +179,13 @@ def train_fused(
         for step, batch in enumerate(batches, 1):
             x = torch.stack([b[0] for b in batch], 1)  # [B, K, C, H, W]
             y = torch.stack([b[1] for b in batch], 1)  # [B, K]
-            with autocast():
-                out = net(x)
-                total, per_member = fused_cross_entropy(out.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
+            with clock.step(x.shape, len(y)):
+                with autocast():
+                    out = net(x)
+                    total, per_member = fused_cross_entropy(out.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                optimizer.step()
             schedule.step()
             loss_sum += per_member.detach() * len(y)
             correct += (out.detach().argmax(2) == y).sum(0)
@@ -191,7 +195,7 @@ def train_fused(
                 break
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        train_seconds = time.perf_counter() - t0
+        timing = clock.epoch_metrics(seen, time.perf_counter() - t0)
         train_loss = (loss_sum / max(seen, 1)).tolist()
         # a member that diverged in an earlier epoch has ended, as train_trial would have
         live = [m for m in range(k) if status[m] == "ok"]
@@ -215,9 +219,8 @@ def train_fused(
                 "test_acc": test_acc[m],
                 "lr_end": optimizer.param_groups[0]["lr"],
                 # the array's time, shared: each member's images/s is the array's over K
-                "train_seconds": train_seconds,
                 "eval_seconds": eval_seconds,
-                "images_per_s": seen / train_seconds if train_seconds > 0 else math.nan,
+                **timing,
             }
             if cfg.probes and status[m] == "ok":
                 member = build_model(cfgs[m]).to(device)

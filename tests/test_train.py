@@ -4,6 +4,7 @@ bf16, and that probes never change the trajectory."""
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -156,3 +157,45 @@ def test_a_small_trial_after_a_big_one_reports_its_own_peak() -> None:
     big = train_trial(TrialConfig(**{**SMALL, "device": "cuda", "width": 256, "epochs": 1}))
     small = train_trial(TrialConfig(**{**SMALL, "device": "cuda", "width": 4, "epochs": 1}))
     assert small.gpu_peak_mib < big.gpu_peak_mib / 2
+
+
+class _SlowFirstCall(torch.nn.Module):
+    """Stands in for torch.compile: the first call with each input shape stalls, as a
+    compilation does; later calls run the module as it is."""
+
+    STALL = 0.3
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module, self.shapes = module, set()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.module.training and tuple(x.shape) not in self.shapes:
+            self.shapes.add(tuple(x.shape))
+            time.sleep(self.STALL)
+        return self.module(x)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_compile_time_stays_out_of_epoch_one_throughput(
+    monkeypatch: pytest.MonkeyPatch, fused: bool
+) -> None:
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: _SlowFirstCall(module))
+    # 2304 training images in batches of 100: a full shape and the partial last one compile
+    cfg = TrialConfig(**{**SMALL, "epochs": 2, "compile": True, "batch_size": 100})
+    if fused:
+        from bnorder.train_fused import train_fused
+
+        epochs = train_fused([cfg, cfg.replace(seed=1)])[0].epochs
+    else:
+        epochs = train_trial(cfg).epochs
+    first, second = epochs
+    assert first["compile_seconds"] >= 2 * _SlowFirstCall.STALL
+    assert second["compile_seconds"] == 0.0  # both shapes compiled already
+    assert first["train_seconds"] < 2 * _SlowFirstCall.STALL  # the stalls are not training
+    assert first["images_per_s"] == pytest.approx(second["images_per_s"], rel=0.9)
+
+
+def test_eager_trials_report_no_compile_time() -> None:
+    epochs = train_trial(TrialConfig(**{**SMALL, "epochs": 1})).epochs
+    assert math.isnan(epochs[0]["compile_seconds"])

@@ -94,7 +94,8 @@ EPOCH_SCHEMA = pa.schema(
         pa.field("lr_end", pa.float64()),  # the scheduled lr at the end of the epoch
         pa.field("train_seconds", pa.float64()),
         pa.field("eval_seconds", pa.float64()),
-        pa.field("images_per_s", pa.float64()),  # training throughput
+        pa.field("images_per_s", pa.float64()),  # training throughput, compiling left out
+        pa.field("compile_seconds", pa.float64()),  # steps that compiled a graph; NaN: eager
     ]
     + [pa.field(s, pa.list_(pa.float64())) for s in PROBE_STATS]
     + [pa.field(f"{s}_mean", pa.float64()) for s in PROBE_STATS]
