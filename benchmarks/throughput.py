@@ -21,6 +21,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from bnorder.data import RawData, prepare_data
 from bnorder.device import device_name, peak_flops, resolve_device
 from bnorder.fused import fuse_models, fused_cross_entropy
 from bnorder.models import forward_flops
-from bnorder.train import build_model
+from bnorder.train import DIVERGENCE_CHECK_EVERY, build_model, optimizer_for
 
 CIFAR_TRAIN = 50_000  # images per CIFAR-10 epoch, for s/epoch
 
@@ -95,25 +96,52 @@ def seed_loop(cfg: TrialConfig, x: np.ndarray, y: np.ndarray, steps: int) -> tup
             images += labels.size(0)
         return images
 
-    epoch(2)  # warm-up: worker start, cuDNN autotuning
+    epoch(2)  # warm-up: worker start, the allocator (cudnn.benchmark is off, as in bnorder)
     t0 = time.perf_counter()
     images = epoch(steps)
     return time.perf_counter() - t0, images
 
 
 # ---------------------------------------------------------------- bnorder's modes
-def bnorder_loop(cfg: TrialConfig, raw: RawData, mode: Mode, steps: int) -> tuple[float, int]:
+@dataclass(frozen=True)
+class Window:
+    """A timed run: wall-clock start and end (``time.time``, comparable across processes)."""
+
+    start: float
+    end: float
+    images: int
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+def bnorder_loop(
+    cfg: TrialConfig,
+    raw: RawData,
+    mode: Mode,
+    steps: int,
+    *,
+    barrier: Any = None,
+    window_s: float = 0.0,
+) -> Window:
+    """bnorder's training step in ``mode``, with the work ``train_trial`` does per step
+    (augmentation from a CPU generator, loss and accuracy sums on the device, the schedule
+    step, a finiteness check every 20 steps), timed over ``steps`` steps after a warm-up, or
+    for at least ``window_s`` seconds once every process of a packed run passed ``barrier``.
+    """
     device = resolve_device(cfg.device)
     data = prepare_data(raw, val_fraction=0.0, split_seed=0, device=device)
     layout = torch.channels_last if mode.channels_last else torch.contiguous_format
     cfgs = [cfg.replace(seed=s) for s in range(mode.fuse)]
     if mode.fuse > 1:
         model: nn.Module = fuse_models([build_model(c) for c in cfgs])
+        model.input_layout = layout
     else:
         model = build_model(cfg)
     model = model.to(device).to(memory_format=layout)
     net = torch.compile(model) if mode.compile else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer, schedule = optimizer_for(cfg, model.parameters(), len(data.train))
     gens = [torch.Generator().manual_seed(s) for s in range(mode.fuse)]
     autocast: Callable[[], contextlib.AbstractContextManager] = (
         (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
@@ -123,15 +151,17 @@ def bnorder_loop(cfg: TrialConfig, raw: RawData, mode: Mode, steps: int) -> tupl
 
     def batches() -> object:
         while True:
-            yield from zip(*(data.train_batches(cfg.batch_size, g) for g in gens), strict=True)
+            member = (data.train_batches(cfg.batch_size, g, augment=cfg.augment) for g in gens)
+            yield from zip(*member, strict=True)
 
     stream = batches()
+    loss_sum = torch.zeros(mode.fuse, device=device)
+    correct = torch.zeros(mode.fuse, device=device, dtype=torch.long)
 
     def run(n: int) -> int:
         model.train()
         images = 0
-        loss_sum = torch.zeros((), device=device)
-        for _ in range(n):
+        for step in range(1, n + 1):
             batch = next(stream)
             if mode.fuse > 1:
                 x = torch.stack([b[0] for b in batch], 1)
@@ -141,45 +171,89 @@ def bnorder_loop(cfg: TrialConfig, raw: RawData, mode: Mode, steps: int) -> tupl
                 x = x.contiguous(memory_format=layout)
             with autocast():
                 out = net(x)
-                loss = (
-                    fused_cross_entropy(out.float(), y)[0]
-                    if mode.fuse > 1
-                    else F.cross_entropy(out.float(), y)
-                )
+                if mode.fuse > 1:
+                    loss, per_member = fused_cross_entropy(out.float(), y)
+                else:
+                    loss = per_member = F.cross_entropy(out.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.detach()
+            schedule.step()
+            loss_sum.add_(per_member.detach() * len(y))
+            correct.add_((out.detach().argmax(-1) == y).sum(0))
+            if step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum).any():
+                break
             images += y.numel()
-        loss_sum.item()  # one sync at the end, as bnorder's loop does per epoch
+        loss_sum.sum().item()  # one sync at the end, as bnorder's loop does per epoch
         return images
 
-    run(3 if mode.compile else 2)  # warm-up: compilation, cuDNN autotuning, allocator
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    run(3 if mode.compile else 2)  # warm-up: compilation, the allocator
+    _sync(device)
+    if barrier is not None:
+        barrier.wait()  # every packed process starts timing together
+    start = time.time()
     images = run(steps)
+    while time.time() - start < window_s:
+        images += run(steps)
+    _sync(device)
+    return Window(start, time.time(), images)
+
+
+def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - t0, images
 
 
-def _packed_worker(args: tuple[TrialConfig, RawData, Mode, int]) -> tuple[float, int, float]:
+_BARRIER: Any = None
+
+
+def _packed_init(barrier: Any) -> None:
+    global _BARRIER
+    _BARRIER = barrier
     torch.set_num_threads(1)
-    seconds, images = bnorder_loop(*args)
-    return seconds, images, time.time()
 
 
-def packed(cfg: TrialConfig, raw: RawData, mode: Mode, steps: int, k: int) -> tuple[float, int]:
-    """k trials at once in k processes on one device, as Ray packs trials with ``gpu: 1/k``:
-    the images of all over the span from the first start to the last finish."""
+def _packed_worker(args: tuple[TrialConfig, RawData, Mode, int, float]) -> Window:
+    cfg, raw, mode, steps, window_s = args
+    return bnorder_loop(cfg, raw, mode, steps, barrier=_BARRIER, window_s=window_s)
+
+
+@dataclass(frozen=True)
+class Packed:
+    """k processes' windows: the images they trained while all ran, and how well they
+    overlapped (the common span over the longest window; 1.0 is perfect)."""
+
+    windows: list[Window]
+
+    @property
+    def common(self) -> float:
+        return min(w.end for w in self.windows) - max(w.start for w in self.windows)
+
+    @property
+    def overlap(self) -> float:
+        return max(0.0, self.common) / max(w.seconds for w in self.windows)
+
+    @property
+    def rate(self) -> float:
+        """Images/s of all k together: each process's own rate, summed."""
+        return sum(w.images / w.seconds for w in self.windows)
+
+
+def packed(
+    cfg: TrialConfig, raw: RawData, mode: Mode, steps: int, k: int, window_s: float
+) -> Packed:
+    """k trials at once in k processes on one device, as Ray packs trials with ``gpu: 1/k``.
+    The processes build, load and warm up at their own pace, then wait at a barrier and each
+    trains for at least ``window_s`` seconds, so the timed windows overlap."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(k, mp_context=mp.get_context("spawn")) as pool:
-        done = list(pool.map(_packed_worker, [(cfg, raw, mode, steps)] * k))
-    span = max(end for _, _, end in done) - min(end - sec for sec, _, end in done)
-    return span, sum(images for _, images, _ in done)
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(k)
+    with ProcessPoolExecutor(
+        k, mp_context=ctx, initializer=_packed_init, initargs=(barrier,)
+    ) as pool:
+        return Packed(list(pool.map(_packed_worker, [(cfg, raw, mode, steps, window_s)] * k)))
 
 
 def main() -> None:
@@ -195,6 +269,7 @@ def main() -> None:
     p.add_argument(
         "--packed", type=int, default=None, help="also k trials per device in k processes"
     )
+    p.add_argument("--window", type=float, default=None, help="seconds each packed process trains")
     args = p.parse_args()
 
     device = resolve_device(args.device)
@@ -203,7 +278,10 @@ def main() -> None:
     width = args.width or (16 if args.quick else 64)
     steps = args.steps or (4 if args.quick else 50)
     fuse = args.fuse or (4 if args.quick else 8)
-    n_images = max(args.batch * (steps + 3), 2048)
+    args.window = args.window if args.window is not None else (2.0 if args.quick else 20.0)
+    # not a multiple of the batch: the partial last batch (and its recompile) shows, as in a
+    # real epoch (45,000 % 128 = 72)
+    n_images = max(args.batch * (steps + 3), 2048) + args.batch // 2 + 3
     cfg = TrialConfig(
         dataset="cifar10", arch="cnn", ordering="case1", depth=depth, width=width,
         batch_size=args.batch, device=str(device),
@@ -236,13 +314,18 @@ def main() -> None:
     seconds, images = seed_loop(cfg, x, y, steps)
     rows.append(("seed loop (DataLoader, PIL, fp32)", images / seconds, None))
     for mode in modes:
-        seconds, images = bnorder_loop(cfg, raw, mode, steps)
-        rows.append((mode.name, images / seconds, mode))
+        w = bnorder_loop(cfg, raw, mode, steps)
+        rows.append((mode.name, w.images / w.seconds, mode))
     k = args.packed or (4 if gpu else 0)
     if k > 1:
         mode = Mode(f"packed {k} per device + bf16", channels_last=True, bf16=True)
-        seconds, images = packed(cfg, raw, mode, steps, k)
-        rows.append((mode.name, images / seconds, mode))
+        run = packed(cfg, raw, mode, steps, k, window_s=args.window)
+        rows.append((mode.name, run.rate, mode))
+        print(
+            f"packed: {k} processes, windows {min(w.seconds for w in run.windows):.1f}-"
+            f"{max(w.seconds for w in run.windows):.1f} s, all running together for "
+            f"{run.common:.1f} s: overlap {run.overlap:.0%}"
+        )
     base = rows[0][1]
     print(f"{'mode':<40} {'images/s':>10} {'s/epoch':>8} {'speedup':>8} {'MFU':>6}")
     for name, rate, mode in rows:

@@ -10,7 +10,16 @@ __all__ = ["device_name", "granted_device", "peak_flops", "resolve_device"]
 
 # Dense (no sparsity) peak FLOP/s by GPU name fragment: (bf16, tf32). fp32 convolutions and
 # matmuls run as TF32 on these by default (cuDNN), so TF32 is the fp32 modes' ceiling.
-PEAK_FLOPS = {"H200": (989e12, 494e12), "H100": (989e12, 494e12), "A100": (312e12, 156e12)}
+# Form factors differ (NVIDIA's datasheets, dense = half the "with sparsity" figure): the more
+# specific name fragments come first, and a plain H100/H200 is the SXM part.
+PEAK_FLOPS = {
+    "H100 PCIe": (756e12, 378e12),
+    "H100 NVL": (835e12, 418e12),
+    "H200 NVL": (835e12, 418e12),
+    "H200": (989e12, 494e12),
+    "H100": (989e12, 494e12),
+    "A100": (312e12, 156e12),
+}
 
 
 def resolve_device(name: str) -> torch.device:

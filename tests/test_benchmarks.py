@@ -1,0 +1,52 @@
+"""The benchmarks' own logic, on CPU: a packed run's processes start timing together and its
+windows overlap; GPU peaks tell PCIe from SXM parts."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bnorder import TrialConfig
+from bnorder.data import RawData
+from bnorder.device import peak_flops
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _module(name: str, monkeypatch: pytest.MonkeyPatch) -> object:
+    # spawned workers import it by name, from the sys.path they inherit
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_packed_processes_time_overlapping_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    throughput = _module("throughput", monkeypatch)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (300, 3, 8, 8), dtype=np.uint8)
+    y = rng.integers(0, 10, 300)
+    raw = RawData.from_numpy(x, y, x[:32], y[:32], "random")
+    cfg = TrialConfig(dataset="cifar10", arch="cnn", depth=1, width=4, batch_size=64, device="cpu")
+    mode = throughput.Mode("packed")
+    run = throughput.packed(cfg, raw, mode, steps=2, k=2, window_s=1.5)
+    assert len(run.windows) == 2
+    assert all(w.seconds >= 1.5 for w in run.windows)
+    # without the barrier, process start-up (seconds) dwarfed the 0.2 s windows
+    assert run.overlap > 0.8
+    assert run.rate == pytest.approx(sum(w.images / w.seconds for w in run.windows))
+
+
+@pytest.mark.parametrize(
+    ("name", "bf16"),
+    [("NVIDIA H100 PCIe", 756e12), ("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H200", 989e12)],
+)
+def test_gpu_peaks_tell_form_factors_apart(name: str, bf16: float) -> None:
+    assert peak_flops(name, bf16=True) == bf16
