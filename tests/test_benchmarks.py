@@ -50,3 +50,26 @@ def test_packed_processes_time_overlapping_windows(monkeypatch: pytest.MonkeyPat
 )
 def test_gpu_peaks_tell_form_factors_apart(name: str, bf16: float) -> None:
     assert peak_flops(name, bf16=True) == bf16
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_runs_on_cpu() -> None:
+    """The GPU session's one command works before it meets a GPU: every section runs and the
+    fused checks pass on CPU."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "gpu_check.py"), "--device", "cpu", "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for section in ("device", "tests", "syncs", "fused", "speed", "compile", "seed loop"):
+        assert any(line.startswith(section) for line in out.splitlines()), section
+    assert "gpu-marked tests" in out
+    assert "NaN member isolated, bf16 + channels_last" in out
+    assert "DIFFERS" not in out
+    assert "LEAKS" not in out
+    assert "FAILED" not in out
