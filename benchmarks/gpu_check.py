@@ -71,6 +71,9 @@ def device_rows(device: torch.device) -> list[Row]:
 
 
 def test_rows() -> list[Row]:
+    if importlib.util.find_spec("pytest") is None:
+        why = "pytest is not installed here (carry its wheel: EXTRA_WHEELS in make-carry.sh)"
+        return [("tests", "gpu-marked tests", "skipped", why)]
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider"]
     proc = subprocess.run(
         [*cmd, *GPU_TEST_FILES], cwd=ROOT, capture_output=True, text=True, timeout=600
@@ -206,9 +209,10 @@ def _both(a: Any, b: Any) -> Iterator[None]:
         yield
 
 
-def compile_rows(cfg: dict[str, Any], quick: bool) -> list[Row]:
-    if quick:
-        return [("compile", "graphs over two trials", "skipped", "--quick (CPU compile is slow)")]
+def compile_rows(cfg: dict[str, Any], quick: bool, compile_: bool) -> list[Row]:
+    if quick and not compile_:
+        why = "--quick (add --compile: ~20 s on 2 CPU cores)"
+        return [("compile", "graphs over two trials", "skipped", why)]
     from torch._dynamo.utils import counters
 
     trial = TrialConfig(**cfg, precision="bf16", channels_last=True, compile=True)
@@ -260,6 +264,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda", help="cuda (default), or cpu for a dry check")
     p.add_argument("--quick", action="store_true", help="tiny sizes, no compile: a CPU dry check")
     p.add_argument("--no-tests", action="store_true", help="skip the gpu-marked tests")
+    p.add_argument("--compile", action="store_true", help="with --quick: also the compile row")
     args = p.parse_args()
 
     device = resolve_device(args.device)
@@ -272,7 +277,7 @@ def main() -> None:
     rows += fused_rows(cfg, device)
     speed, best = speed_rows(cfg, device, args.quick)
     rows += speed
-    rows += compile_rows(cfg, args.quick)
+    rows += compile_rows(cfg, args.quick, args.compile)
     rows += seed_loop_rows(cfg, best, steps=4 if args.quick else 40)
     print_table(rows)
     print(f"gpu_check: {time.perf_counter() - started:.0f} s")
