@@ -160,6 +160,9 @@ def reset_gpu_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+_UNTIMED = contextlib.nullcontext()  # reentrant and reusable: no object per step
+
+
 class CompileClock:
     """Keeps compilation out of training throughput: with ``compile``, the first step of each
     batch shape compiles a graph (the first batch, and the partial last one), so it is timed
@@ -173,18 +176,21 @@ class CompileClock:
     def start_epoch(self) -> None:
         self.seconds, self.images = 0.0, 0
 
-    @contextlib.contextmanager
-    def step(self, shape: torch.Size, images: int) -> Iterator[None]:
+    def step(self, shape: torch.Size, images: int) -> contextlib.AbstractContextManager:
+        """Times a step apart if it may compile; otherwise nothing (the hot path)."""
         if not self.active or tuple(shape) in self.shapes:
-            yield
-            return
+            return _UNTIMED
+        return self._timed(tuple(shape), images)
+
+    @contextlib.contextmanager
+    def _timed(self, shape: tuple[int, ...], images: int) -> Iterator[None]:
         _sync(self.device)
         t = time.perf_counter()
         yield
         _sync(self.device)
         self.seconds += time.perf_counter() - t
         self.images += images
-        self.shapes.add(tuple(shape))
+        self.shapes.add(shape)
 
     def epoch_metrics(self, seen: int, seconds: float) -> dict[str, float]:
         """``train_seconds``, ``images_per_s`` and ``compile_seconds`` of an epoch that took

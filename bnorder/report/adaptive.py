@@ -15,10 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from bnorder.sweep.replication import AdaptiveRule
+from bnorder.tune.runner import SWEEP_FILE
 
 __all__ = ["Design", "design_of", "runs_per_arm"]
-
-SWEEP_FILE = "sweep.yaml"  # as stored by bnorder.tune.runner
 
 
 @dataclass(frozen=True)

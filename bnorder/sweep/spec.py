@@ -134,23 +134,32 @@ class AdaptiveSeeds(_Strict):
 
 def _adaptive(value: Any) -> Any:
     """A mapping as :class:`AdaptiveSeeds`, its errors naming its own keys (pydantic would
-    report the union's first member, ``int``, instead)."""
+    report the union's first member, ``int``, or ``until``'s literal, instead)."""
     if not isinstance(value, dict):
         return value
+    until = value.get("until")
+    if isinstance(until, dict):
+        value = {**value, "until": _validated(Precision, until, "until")}
+    return _validated(AdaptiveSeeds, value, "")
+
+
+def _validated(model: type[BaseModel], value: dict[str, Any], where: str) -> Any:
     try:
-        return AdaptiveSeeds.model_validate(value)
+        return model.model_validate(value)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        if err["type"] == "extra_forbidden":
-            loc = [str(p) for p in err["loc"]]
-            model = Precision if loc[0] == "until" else AdaptiveSeeds
+        # a misspelt key also leaves its field missing: name the misspelling
+        extra = [e for e in exc.errors() if e["type"] == "extra_forbidden"]
+        if extra:
+            err = extra[0]
+            loc = [where, *(str(p) for p in err["loc"])]
             raise ConfigError(
-                ".".join(loc[:-1]) or "seeds",
+                ".".join(p for p in loc[:-1] if p) or "seeds",
                 loc[-1],
                 "unknown key",
                 choices=(*model.model_fields, *(("verdict",) if model is Precision else ())),
             ) from None
-        raise config_error_from(exc) from None
+        error = config_error_from(exc)
+        raise (error.at(f"{where}.{error.field}") if where else error) from None
 
 
 class TuneSpec(_Strict):

@@ -74,7 +74,7 @@ def test_precision_rule_and_tuned_eval_seeds(sweep_file: Callable[..., Path]) ->
     [
         ("{min: 1, max: 5}", r"seeds.min.*greater than or equal to 2"),
         ("{min: 4, max: 3}", r"max.*must be at least min \(4\)"),
-        ("{min: 2, max: 4, until: {width: 1}}", r"seeds.*width"),
+        ("{min: 2, max: 4, until: {width: 1}}", r"seeds.until: unknown key .width.*ci_halfwidth"),
         ("{min: 2, max: 4, baseline: conv-gn-relu}", r"seeds.baseline.*not one of"),
         ("{min: 2, max: 4, alpha: 0.7}", r"seeds.alpha"),
     ],
