@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import warnings
 from typing import Any
 
 import optuna
@@ -18,6 +19,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from bnorder.sweep.spec import Distribution, PruningSpec
+from bnorder.tune.trainable import trial_id_for
 
 __all__ = ["ArmPruningScheduler", "ArmSearcher", "to_optuna"]
 
@@ -101,7 +103,25 @@ class ArmSearcher(Searcher):
                 pruner=pruner,
                 load_if_exists=True,
             )
+            self._label(self._studies[arm], arm)
         return self._studies[arm]
+
+    def _label(self, study: optuna.Study, arm: str) -> None:
+        """What optuna-dashboard and ``optuna.load_study`` users see: the objective's name (not
+        "Objective 0") and the arm the study tunes."""
+        if study.metric_names != [self.objective]:
+            with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([self.objective])
+        base = self.arms[arm][0]
+        labels = {
+            "sweep": self.sweep,
+            "arm_id": arm,
+            **{k: base[k] for k in ("dataset", "arch", "ordering", "depth", "width")},
+        }
+        if any(study.user_attrs.get(k) != v for k, v in labels.items()):
+            for key, value in labels.items():
+                study.set_user_attr(key, value)
 
     def _trial(self, trial_id: str) -> optuna.Trial:
         if trial_id not in self._trials:  # after a restore: rebuild from the storage
@@ -129,6 +149,14 @@ class ArmSearcher(Searcher):
         self.live[trial_id] = (arm, trial.number)
         self._trials[trial_id] = trial
         base, meta = self.arms[arm]
+        # links back to the results: the Parquet row's trial_id and Ray's own id
+        for key, value in (
+            ("trial_id", trial_id_for(self.sweep, trial_id)),
+            ("ray_trial_id", trial_id),
+            ("arm_id", arm),
+            ("phase", meta["phase"]),
+        ):
+            trial.set_user_attr(key, value)
         return {
             "trial": {**base, **trial.params},
             "meta": {**meta, "study": self.study_name(arm), "optuna_trial": trial.number},

@@ -126,7 +126,19 @@ def test_tuned_sweep_equal_budgets_validation_selection(
     for arm in plan.arms:
         study = optuna.load_study(study_name=f"tz/{arm.arm_id}", storage=storage)
         assert len(study.trials) == 4
+        # named for optuna-dashboard, and each trial links back to its Parquet row
+        assert study.metric_names == ["best_val_acc"]
+        assert study.user_attrs["arm_id"] == arm.arm_id
+        assert study.user_attrs["ordering"] == arm.base.ordering
         rows = tune_rows[tune_rows.arm_id == arm.arm_id].set_index("optuna_trial")
+        for t in study.trials:
+            row = rows.loc[t.number]
+            assert t.user_attrs == {
+                "trial_id": row.trial_id,
+                "ray_trial_id": row.ray_trial_id,
+                "arm_id": arm.arm_id,
+                "phase": "tune",
+            }
         for t in study.trials:
             status = rows.loc[t.number, "status"]
             expected = {"ok": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}[status]
