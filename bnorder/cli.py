@@ -301,6 +301,13 @@ def print_plan(plan: Any, out: Path, storage: str | None = None) -> None:
     print(f"output: {out}   ray storage: {storage or spec.storage or out / 'ray'}")
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from bnorder.tune.dashboard import serve
+
+    serve(args.results, host=args.host, port=args.port)
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from bnorder.report.render import build_report
 
@@ -434,6 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the difference 'runs needed' plans to detect (default: the observed one)",
     )
     p.set_defaults(func=_cmd_report)
+    p = sub.add_parser(
+        "dashboard", help="open optuna-dashboard on a tuned sweep's studies (bnorder[dashboard])"
+    )
+    p.add_argument("results", type=Path, help="a tuned sweep's results folder (its --out)")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.set_defaults(func=_cmd_dashboard)
     parser.subparsers = sub.choices  # type: ignore[attr-defined]
     return parser
 
