@@ -1,7 +1,15 @@
-"""``bnorder`` command line: ``orderings``, ``describe``, ``train`` and ``sweep``.
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's marker: this entry point answers completion requests)
+"""``bnorder`` command line: ``orderings``, ``describe``, ``train``, ``sweep``, ``data``,
+``report``, ``dashboard`` and ``completion``.
 
-Every user error is one line on stderr naming the field (as its flag), the bad value and the
-valid choices, with exit code 2 and nothing written.
+Every error is one line on stderr. A usage error (a bad flag or value, a bad sweep file, an
+--out that holds another sweep) names the field (as its flag), the bad value and the valid
+choices, writes nothing and exits 2; a runtime failure (a dataset missing from the data root, a
+failed download or write) exits 1; Ctrl-C exits 130. Each error class carries its code
+(``BnorderError.exit_code``).
+
+Parsing, ``--help``, ``--version`` and completion import nothing heavy (no torch, pandas, Ray):
+each command imports what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -11,15 +19,16 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
 
+from bnorder import completion
 from bnorder.errors import BnorderError, ConfigError
 
 __all__ = ["main"]
 
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # argparse's, and ConfigError's: see bnorder.errors
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
 class _Parser(argparse.ArgumentParser):
@@ -308,6 +317,11 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_completion(args: argparse.Namespace) -> int:
+    print(completion.shellcode(args.shell))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from bnorder.report.render import build_report
 
@@ -328,10 +342,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    try:
-        version = metadata.version("bnorder")
-    except metadata.PackageNotFoundError:
-        version = "0+unknown"
+    from bnorder import __version__ as version
+
     parser = _Parser(
         prog="bnorder", description="Where should BatchNorm go? Train and compare block orderings."
     )
@@ -448,12 +460,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.set_defaults(func=_cmd_dashboard)
+    p = sub.add_parser(
+        "completion", help='tab completion for a shell: eval "$(bnorder completion bash)"'
+    )
+    p.add_argument("shell", choices=completion.SHELLS, help="the shell to complete in")
+    p.set_defaults(func=_cmd_completion)
+    completion.attach(parser)
     parser.subparsers = sub.choices  # type: ignore[attr-defined]
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    completion.autocomplete(parser)  # a shell's <TAB>: answers and exits, before any command
     args, extra = parser.parse_known_args(argv)
     if extra:  # reported by the subcommand's parser, which knows its own flags
         parser.subparsers[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
@@ -462,10 +481,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BnorderError as exc:
         command = " ".join(filter(None, (args.command, getattr(args, "data_command", None))))
         print(f"bnorder {command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code
     except KeyboardInterrupt:
         print(f"bnorder {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,16 +1,23 @@
 """User-facing errors: one line that names the field, the bad value, the valid choices and the
-closest match. The CLI prints ``str(error)`` on stderr and exits with code 2."""
+closest match. The CLI prints ``str(error)`` on stderr and exits with the error's ``exit_code``:
+2 when the command line or a file it names is wrong (:class:`ConfigError`), 1 when a correct
+command could not be carried out (:class:`DataError`, a failed write)."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import ClassVar
 
 __all__ = ["BnorderError", "ConfigError", "DataError", "closest"]
 
 
 class BnorderError(Exception):
     """Base of every error caused by user input or the user's environment (not a bug)."""
+
+    # 1, as for any failed run: only an error known to be bad input claims 2, the usage code,
+    # so that a script never takes a full disk or a lost download for its own mistake
+    exit_code: ClassVar[int] = 1
 
 
 def closest(
@@ -41,6 +48,8 @@ class ConfigError(BnorderError, ValueError):
         hint: one more clause on how to fix it.
         aliases: other accepted spellings -> the choice they stand for (for the suggestion).
     """
+
+    exit_code: ClassVar[int] = 2  # a usage error: what was given is wrong, retrying cannot help
 
     def __init__(
         self,
@@ -99,3 +108,5 @@ def _config_error(field, value, problem, choices, hint, aliases) -> ConfigError:
 
 class DataError(BnorderError):
     """A dataset that cannot be found, read or downloaded; the message says where bnorder looked."""
+
+    exit_code: ClassVar[int] = 1  # the command was right; the data root or network was not

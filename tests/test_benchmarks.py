@@ -73,3 +73,24 @@ def test_gpu_check_dry_runs_on_cpu() -> None:
     assert "DIFFERS" not in out
     assert "LEAKS" not in out
     assert "FAILED" not in out
+
+
+@pytest.mark.slow
+def test_cli_startup_runs_quick() -> None:
+    """The start-up benchmark times every command, completion included (no timing asserted:
+    that is what the benchmark prints)."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "cli_startup.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("  ")[0] for line in proc.stdout.splitlines()]
+    for name in ("bnorder --help", "bnorder sweep --help", "<TAB> bnorder train --ordering"):
+        assert any(row.startswith(name) for row in rows), name
+    for name in ('python -c "import torch"', 'python -c "import bnorder.train"'):
+        assert name in rows, name
+    assert proc.stdout.count("target 0.5 s:") == 2

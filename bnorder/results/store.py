@@ -219,15 +219,18 @@ def load(*paths: str | Path) -> Results:
         >>> res.trials.groupby(["arch", "ordering"]).final_test_acc.mean()  # doctest: +SKIP
 
     Raises:
-        BnorderError: no results directory matched.
+        ConfigError: no results directory matched (a usage error: exit code 2 in the CLI).
     """
     dirs: list[Path] = []
     for p in paths:
         matches = sorted(glob.glob(str(Path(p).expanduser()))) or [str(p)]
         dirs += [Path(m) for m in matches if (Path(m) / TRIALS).exists()]
     if not dirs:
-        raise BnorderError(
-            f"no results found at {', '.join(map(str, paths))} (expected {TRIALS} inside)"
+        raise ConfigError(
+            "results",
+            ", ".join(map(str, paths)),
+            "no results found at {value}",
+            hint=f"expected {TRIALS} inside",
         )
     return Results(
         _read([d / TRIALS for d in dirs], TRIAL_SCHEMA),

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bnorder.config import TrialConfig
-from bnorder.errors import BnorderError, ConfigError
+from bnorder.errors import ConfigError
 from bnorder.probes import PROBE_STATS
 from bnorder.results import EPOCH_SCHEMA, TRIAL_SCHEMA, check_writable, load, write_result
 from bnorder.train import TrialResult, train_trial
@@ -93,7 +93,8 @@ def test_load_many_and_globs(tmp_path: Path, results: list[TrialResult]) -> None
 
 
 def test_load_nothing_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(BnorderError, match=r"no results found at .*trials.parquet"):
+    # a ConfigError: a usage error (exit code 2 in the CLI), unlike a failed write (1)
+    with pytest.raises(ConfigError, match=r"no results found at .*trials.parquet"):
         load(tmp_path / "missing")
 
 
