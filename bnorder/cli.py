@@ -176,13 +176,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     tag = f"{cfg.dataset} {cfg.arch} {cfg.ordering} d{cfg.depth} w{cfg.width} seed {cfg.seed}"
     print(f"training {tag}: lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epochs", flush=True)
 
+    started = time.monotonic()
+
     def progress(ep: EpochReport) -> None:
+        from bnorder.progress import epoch_eta
+
         m = ep.metrics
+        eta = epoch_eta(time.monotonic() - started, m["epoch"], cfg.epochs)
         print(
             f"epoch {m['epoch']:>3}/{cfg.epochs}  train loss {m['train_loss']:.4f}"
             f" acc {m['train_acc']:.4f}"
             f"  val acc {m['val_acc']:.4f}  test acc {m['test_acc']:.4f}"
-            f"  {m['train_seconds']:.1f}s  {m['images_per_s']:,.0f} img/s",
+            f"  {m['train_seconds']:.1f}s  {m['images_per_s']:,.0f} img/s"
+            + (f"  {eta}" if eta else ""),
             flush=True,
         )
 

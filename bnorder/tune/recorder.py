@@ -1,5 +1,6 @@
-"""Driver-side Tune callback: writes every trial's rows to Parquet as it goes and prints
-progress (done / running / pending per arm, best so far)."""
+"""Driver-side Tune callback: writes every trial's rows to Parquet as it goes and shows
+progress: done/total and an ETA (a bar on a terminal, plain lines in logs), each finished trial,
+and a table per arm (done / running / pending, best so far)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from ray.tune import Callback
 
 from bnorder.config import TrialConfig
+from bnorder.progress import ArmWork, Display, SweepEta
 from bnorder.results.schema import EPOCH_SCHEMA
 from bnorder.results.store import TRIALS, load, read_epochs, write_epochs, write_result
 from bnorder.train import TrialResult
@@ -50,10 +52,18 @@ class ResultsRecorder(Callback):
         sweep_hash: str,
         phase: str,
         planned: dict[str, int],
+        epochs: dict[str, float] | None = None,
+        most: dict[str, int] | None = None,
         print_every_s: float = 30.0,
     ) -> None:
+        """``planned`` trials per arm (adaptive seeds: the fewest, up to ``most``), of
+        ``epochs`` epochs each (for the ETA; learnt from the first trials when not given)."""
         self.out, self.sweep, self.sweep_hash, self.phase = out, sweep, sweep_hash, phase
         self.arms = {arm: ArmProgress(n) for arm, n in planned.items()}
+        self.arm_epochs = dict(epochs or {})
+        self.most = dict(most or planned)
+        self.eta = self._new_eta()
+        self.display: Display | None = None
         self.epochs: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
         self.print_every_s = print_every_s
         self._last_print = time.monotonic()
@@ -65,37 +75,64 @@ class ResultsRecorder(Callback):
         began, so counts are re-read from the rows already written."""
         self.started = self._last_print = time.monotonic()
         self.epochs.clear()
+        self.eta = self._new_eta()
         for arm in self.arms.values():
             arm.running.clear()
             arm.done, arm.failed, arm.best_val = 0, 0, float("nan")
-        if not (self.out / TRIALS).exists():
-            return
-        rows = load(self.out).trials
-        rows = rows[(rows.sweep == self.sweep) & (rows.phase == self.phase)]
-        for row in rows.itertuples():
-            arm = self.arms.setdefault(row.arm_id, ArmProgress(0))
-            arm.done += 1
-            arm.failed += row.status == "failed"
-            if row.best_val_acc == row.best_val_acc and not arm.best_val >= row.best_val_acc:
-                arm.best_val = row.best_val_acc
+        if (self.out / TRIALS).exists():
+            rows = load(self.out).trials
+            rows = rows[(rows.sweep == self.sweep) & (rows.phase == self.phase)]
+            for row in rows.itertuples():
+                arm = self._arm_named(row.arm_id)
+                arm.done += 1
+                arm.failed += row.status == "failed"
+                if row.best_val_acc == row.best_val_acc and not arm.best_val >= row.best_val_acc:
+                    arm.best_val = row.best_val_acc
+                self.eta.recorded(row.arm_id, row.wall_seconds, row.epochs_done)
+        self.display = Display(f"[{self.sweep} {self.phase}]", self._total())
+        self._update_display(force=True)
+
+    def _new_eta(self) -> SweepEta:
+        return SweepEta(
+            {
+                arm: ArmWork(
+                    epochs=self.arm_epochs.get(arm, 0.0),
+                    expected=a.planned,
+                    most=max(self.most.get(arm, a.planned), a.planned),
+                    group=arm.rsplit("/", 1)[0],  # the arm but its ordering
+                )
+                for arm, a in self.arms.items()
+            }
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "display": None}  # a terminal bar is this process's alone
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._arm(trial).running.add(trial.trial_id)
+        members = member_configs(unwrap(trial.config))
+        epochs = max(m.get("epochs", 1) for m in members)
+        self.arm_epochs.setdefault(arm_label(trial), epochs)
+        self.eta.arms[arm_label(trial)].epochs = self.arm_epochs[arm_label(trial)]
+        self.eta.start(trial.trial_id, arm_label(trial), len(members), epochs)
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
         # a fused array reports each live member under "members"; a lone trial reports itself
-        for member in result.get("members") or [{**result, "trial_id": self._ids(trial)[0]}]:
+        members = result.get("members") or [{**result, "trial_id": self._ids(trial)[0]}]
+        for member in members:
             tid = member["trial_id"]
             known = self._known_epochs(tid)
             known[int(member["epoch"])] = {k: member[k] for k in _EPOCH_KEYS if k in member}
             write_epochs(self.out, tid, [known[e] for e in sorted(known)])
+        self.eta.epoch(trial.trial_id, max(int(m["epoch"]) for m in members))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tid = self._ids(trial)[0]
         if not self.epochs.get(tid) and (self.out / TRIALS / f"part-{tid}.parquet").exists():
             self._arm(trial).running.discard(trial.trial_id)
+            self.eta.drop(trial.trial_id)
             return  # recorded before a driver restart; the trainable skipped it
         self._finish(trial, error=None)
 
@@ -103,10 +140,15 @@ class ResultsRecorder(Callback):
         self._finish(trial, error=last_error(trial))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._update_display(force=True)
+        if self.display is not None:
+            self.display.close()
         self.print_table()
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        if time.monotonic() - self._last_print >= self.print_every_s:
+        if self.display is not None and self.display.live:
+            self._update_display()  # the bar says it all; the table comes at the end
+        elif time.monotonic() - self._last_print >= self.print_every_s:
             self.print_table()
 
     # ---------------------------------------------------------------- rows
@@ -115,6 +157,7 @@ class ResultsRecorder(Callback):
         meta = config["meta"]
         last = trial.last_result or {}
         ids = self._ids(trial)
+        self.eta.finish(trial.trial_id, members=len(ids))
         execution = f"fused {len(ids)}" if "members" in config else "single"
         for tid, fields in zip(ids, member_configs(config), strict=True):
             cfg = TrialConfig(**fields)
@@ -169,8 +212,28 @@ class ResultsRecorder(Callback):
         return member_ids(self.sweep, trial.trial_id, unwrap(trial.config))
 
     def _arm(self, trial: Any) -> ArmProgress:
-        arm = unwrap(trial.config)["meta"]["arm_id"]
-        return self.arms.setdefault(arm, ArmProgress(0))
+        return self._arm_named(arm_label(trial))
+
+    def _arm_named(self, arm: str) -> ArmProgress:
+        if arm not in self.arms:  # not in the plan given (a resumed older layout): track it
+            self.arms[arm] = ArmProgress(0)
+            self.eta.arms[arm] = ArmWork(self.arm_epochs.get(arm, 0.0), 0, 0, arm.rsplit("/", 1)[0])
+        return self.arms[arm]
+
+    def _total(self) -> int:
+        return sum(a.expected for a in self.arms.values())
+
+    def eta_text(self) -> str:
+        """``ETA 4m10s`` (adaptive: ``ETA 4m10s (3m00s to 5m20s)``), or why there is none yet."""
+        for name, arm in self.arms.items():
+            self.eta.grow(name, arm.expected)
+        estimate = self.eta.estimate()
+        return estimate.describe() if estimate is not None else "ETA after the first epochs"
+
+    def _update_display(self, force: bool = False) -> None:
+        if self.display is not None and self.display.live:
+            done = sum(a.done for a in self.arms.values())
+            self.display.update(done, self._total(), self.eta_text(), force=force)
 
     def _progress(self, trial: Any, result: TrialResult) -> None:
         arm = self._arm(trial)
@@ -182,25 +245,37 @@ class ResultsRecorder(Callback):
             arm.best_val = s["best_val_acc"]
         done = sum(a.done for a in self.arms.values())
         running = sum(len(a.running) for a in self.arms.values())
-        total = sum(a.expected for a in self.arms.values())
+        total = self._total()
         detail = (
             f"error: {result.error}"
             if result.error
             else (f"val {s['final_val_acc']:.3f} test {s['final_test_acc']:.3f}")
         )
-        print(
+        self._say(
             f"[{self.sweep} {self.phase}] {done}/{total} done, {running} running, "
             f"{total - done - running} pending | {arm_label(trial)} seed {result.config.seed}: "
             f"{result.status} {detail} ({result.wall_seconds:.0f}s)"
-            f" | arm best val {arm.best_val:.3f}",
-            flush=True,
+            f" | arm best val {arm.best_val:.3f} | {self.eta_text()}"
         )
+        self._update_display(force=True)
+
+    def _say(self, text: str) -> None:
+        if self.display is not None:
+            self.display.line(text)
+        else:
+            print(text, flush=True)
 
     def print_table(self) -> None:
         self._last_print = time.monotonic()
         elapsed = time.monotonic() - self.started
+        left = (
+            ""
+            if self.arms and all(a.expected == a.done for a in self.arms.values())
+            else (f", {self.eta_text()}")
+        )
         print(
-            f"[{self.sweep} {self.phase}] {elapsed:.0f}s  arm: done/running/pending  best val",
+            f"[{self.sweep} {self.phase}] {elapsed:.0f}s{left}  arm: done/running/pending"
+            "  best val",
             flush=True,
         )
         for name, a in self.arms.items():

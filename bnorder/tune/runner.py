@@ -8,6 +8,7 @@ ones continue from their last checkpoint, and results rows are never duplicated.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sys
 import time
@@ -119,12 +120,30 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
         _loopback_only()
     import ray
 
+    quiet_ray()
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         return
-    ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray.init(
+        num_cpus=num_cpus or os.cpu_count(),
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
+
+
+def quiet_ray() -> None:
+    """Keep Ray's and Tune's INFO lines ("Started a local Ray instance", "Wrote the latest
+    version of all result files") out of the progress display; warnings and errors still show.
+    The notice that token authentication is on is dropped too: it is on by design (a local
+    Ray is private to this machine) and needs no action."""
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR
+    )
 
 
 def _loopback_only() -> None:
@@ -168,9 +187,12 @@ class _Sweep:
         phase: str,
         planned: dict[str, int],
         param_space: dict[str, Any],
-        most: int | None = None,
+        epochs: dict[str, float],
+        most: dict[str, int] | None = None,
         **tune_config: Any,
     ) -> PhaseOutcome:
+        """Run one phase of ``planned`` trials per arm (adaptive seeds: up to ``most``), of
+        ``epochs`` epochs each; restored from its experiment on ``--resume``."""
         from ray import tune
 
         from bnorder.tune.recorder import ResultsRecorder
@@ -182,8 +204,8 @@ class _Sweep:
         trainable = tune.with_resources(run_trial, resources)
         name = f"{spec.name}-{phase}"
         path = f"{self.storage}/{name}"
-        total = sum(planned.values())
-        count = f"{total} to {most}" if most and most != total else f"{total}"
+        total, most_total = sum(planned.values()), sum((most or planned).values())
+        count = f"{total} to {most_total}" if most_total != total else f"{total}"
         print(f"[{spec.name} {phase}] {count} trials over {len(planned)} arms", flush=True)
         if self.resume and tune.Tuner.can_restore(path):
             print(f"[{spec.name} {phase}] resuming {path}", flush=True)
@@ -196,6 +218,8 @@ class _Sweep:
                 sweep_hash=sweep_hash(self.text),
                 phase=phase,
                 planned=planned,
+                epochs=epochs,
+                most=most,
             )
             tuner = tune.Tuner(
                 trainable,
@@ -236,7 +260,9 @@ class _Sweep:
             for arm, cfgs in fused_groups(trials, self.plan.spec.fuse)
         ]
         planned = dict(Counter(arm for arm, _ in trials))
-        return self.run_phase(phase, planned, {"point": tune.grid_search(points)})
+        return self.run_phase(
+            phase, planned, {"point": tune.grid_search(points)}, epochs=mean_epochs(trials)
+        )
 
     def adaptive_phase(self, phase: str, trials: list[tuple[str, TrialConfig]]) -> PhaseOutcome:
         """Seeds in batches, where the stopping rule says the answer is still open."""
@@ -262,7 +288,8 @@ class _Sweep:
             phase,
             planned,
             {},
-            most=len(units) * rule.rule.max_n,
+            epochs=mean_epochs(trials),
+            most=dict(Counter(u.arm_id for u in units for _ in range(rule.rule.max_n))),
             search_alg=searcher,
             # one more than it can issue: the last suggest logs the final decisions
             num_samples=len(units) * rule.rule.max_n + 1,
@@ -317,6 +344,7 @@ def run_sweep(
         "tune",
         planned={a.arm_id: t.trials_per_arm for a in plan.arms},
         param_space={},
+        epochs={a.arm_id: float(a.base.epochs) for a in plan.arms},
         search_alg=searcher,
         scheduler=ArmPruningScheduler(searcher) if t.pruning else None,
         num_samples=plan.trial_count("tune"),
@@ -329,6 +357,14 @@ def run_sweep(
             continue
         best += [(arm.arm_id, arm.base.replace(**params, seed=s)) for s in plan.eval_seeds]
     return [tuned, run.grid_phase("evaluate", best)]
+
+
+def mean_epochs(trials: list[tuple[str, TrialConfig]]) -> dict[str, float]:
+    """Epochs per trial of each arm (the ETA's unit of work)."""
+    per_arm: dict[str, list[int]] = {}
+    for arm, cfg in trials:
+        per_arm.setdefault(arm, []).append(cfg.epochs)
+    return {arm: sum(e) / len(e) for arm, e in per_arm.items()}
 
 
 def summarise(out: Path) -> list[str]:
