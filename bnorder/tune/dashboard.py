@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bnorder.errors import ConfigError
+from bnorder.errors import BnorderError, ConfigError
 
 __all__ = ["serve", "studies_of"]
 
@@ -41,17 +41,16 @@ def serve(out: Path, *, host: str, port: int) -> None:
     """Serve optuna-dashboard on ``host:port`` until interrupted.
 
     Raises:
-        ConfigError: no studies in ``out``, or optuna-dashboard is not installed.
+        ConfigError: no studies in ``out``, or the port is taken.
+        BnorderError: optuna-dashboard is not installed (the ``dashboard`` extra).
     """
     url, names = studies_of(out)
     try:
         from optuna_dashboard import run_server
-    except ImportError:
-        raise ConfigError(
-            "dashboard",
-            "optuna-dashboard",
-            "needs the package {value}, which is not installed:",
-            hint="pip install 'bnorder[dashboard]' (or `uv sync --extra dashboard`)",
+    except ImportError:  # the command is right, the environment lacks the extra: exit 1
+        raise BnorderError(
+            "optuna-dashboard is not installed: pip install 'bnorder[dashboard]'"
+            " (or `uv sync --extra dashboard`)"
         ) from None
     print(f"{len(names)} studies in {out / OPTUNA_FILE}: {', '.join(names) or 'none yet'}")
     print(f"optuna-dashboard on http://{host}:{port} (Ctrl-C to stop)", flush=True)
