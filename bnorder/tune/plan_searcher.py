@@ -1,0 +1,50 @@
+"""A fixed grid's trials, issued in plan order by a searcher.
+
+Ray's ``grid_search`` would nest every config under the axis' key (``config/point/trial/lr``)
+while the searchers of tuned and adaptive phases give ``config/trial/lr``; issuing the grid
+through a searcher gives every phase one layout in Ray's results, TensorBoard and
+``ExperimentAnalysis``. Its state is one counter, saved in the same experiment snapshot as the
+trials it created, so a restored experiment never issues a trial twice.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from ray.tune.search import Searcher
+
+__all__ = ["PlanSearcher"]
+
+
+class PlanSearcher(Searcher):
+    """Suggests ``configs`` one by one (``{"trial" | "members": ..., "meta": ...}``)."""
+
+    def __init__(self, configs: list[dict[str, Any]]) -> None:
+        super().__init__(metric="val_acc", mode="max")
+        self.configs = configs
+        self.issued = 0
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict, **spec: Any
+    ) -> bool:
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.issued >= len(self.configs):
+            return Searcher.FINISHED
+        self.issued += 1
+        return self.configs[self.issued - 1]
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        pass
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as fh:
+            pickle.dump(self.__dict__, fh)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as fh:
+            self.__dict__.update(pickle.load(fh))
