@@ -127,6 +127,10 @@ class ResultsRecorder(Callback):
             known[int(member["epoch"])] = {k: member[k] for k in _EPOCH_KEYS if k in member}
             write_epochs(self.out, tid, [known[e] for e in sorted(known)])
         self.eta.epoch(trial.trial_id, max(int(m["epoch"]) for m in members))
+        # Ray lets callbacks amend the result in place, before its loggers (CSV, JSON,
+        # TensorBoard, trackers) and the experiment state see it: Ray's view then ranks on
+        # what the Parquet rows hold, and a trial the scheduler stops early says "pruned"
+        result.update(self._outcome(trial, members[0]["trial_id"], stopped=result.get("done")))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tid = self._ids(trial)[0]
@@ -200,6 +204,30 @@ class ResultsRecorder(Callback):
             )
             write_result(self.out, result)
             self._progress(trial, result)
+            if tid == ids[0] and trial.last_result:  # what ResultGrid and the state file show
+                s = result.summary()
+                trial.last_result.update(
+                    status=status,
+                    best_val_acc=s["best_val_acc"],
+                    test_acc_at_best_val=s["test_acc_at_best_val"],
+                )
+
+    def _outcome(self, trial: Any, tid: str, *, stopped: bool = False) -> dict[str, Any]:
+        """The row's verdict so far for Ray's own view of the trial: best validation accuracy,
+        test accuracy at that epoch, and status (the first member's, for a fused array)."""
+        epochs = [e for _, e in sorted(self._known_epochs(tid).items())]
+        scored = [e for e in epochs if e.get("val_acc") == e.get("val_acc")]
+        best = max(scored, key=lambda e: e["val_acc"]) if scored else {}
+        outcome = {
+            "best_val_acc": best.get("val_acc", math.nan),
+            "test_acc_at_best_val": best.get("test_acc", math.nan),
+        }
+        planned = member_configs(unwrap(trial.config))[0].get("epochs", 0)
+        if epochs and not math.isfinite(epochs[-1].get("train_loss", 0.0)):
+            outcome["status"] = "diverged"
+        elif stopped and len(epochs) < planned:
+            outcome["status"] = "pruned"
+        return outcome
 
     def _known_epochs(self, tid: str) -> dict[int, dict[str, Any]]:
         """This driver's epochs of ``tid``; after a driver restart, first those on disk."""

@@ -225,7 +225,10 @@ class _Sweep:
                 trainable,
                 param_space=param_space,
                 tune_config=tune.TuneConfig(
-                    max_concurrent_trials=spec.max_concurrent or 0, reuse_actors=True, **tune_config
+                    max_concurrent_trials=spec.max_concurrent or 0,
+                    reuse_actors=True,
+                    trial_dirname_creator=trial_dirname,
+                    **tune_config,
                 ),
                 run_config=tune.RunConfig(
                     name=name,
@@ -246,9 +249,8 @@ class _Sweep:
         """Exactly these (arm, config) trials, as one grid_search axis; with ``fuse: K``, seed
         replicates of a point go together, up to K per Ray trial (``members``). With adaptive
         seeds, ``trials`` are every seed a point may get and a searcher issues them."""
-        from ray import tune
-
         from bnorder.sweep.plan import fused_groups
+        from bnorder.tune.plan_searcher import PlanSearcher
 
         if self.plan.adaptive(phase) is not None:
             return self.adaptive_phase(phase, trials)
@@ -261,7 +263,12 @@ class _Sweep:
         ]
         planned = dict(Counter(arm for arm, _ in trials))
         return self.run_phase(
-            phase, planned, {"point": tune.grid_search(points)}, epochs=mean_epochs(trials)
+            phase,
+            planned,
+            {},
+            epochs=mean_epochs(trials),
+            search_alg=PlanSearcher(points),
+            num_samples=len(points),
         )
 
     def adaptive_phase(self, phase: str, trials: list[tuple[str, TrialConfig]]) -> PhaseOutcome:
@@ -357,6 +364,19 @@ def run_sweep(
             continue
         best += [(arm.arm_id, arm.base.replace(**params, seed=s)) for s in plan.eval_seeds]
     return [tuned, run.grid_phase("evaluate", best)]
+
+
+def trial_dirname(trial: Any) -> str:
+    """``cnn-d4-conv-bn-relu-s3-<ray id>`` (a fused array: ``s0to3``): the arm and seeds a
+    trial folder holds, readable in TensorBoard's run list (Ray's default spells out the whole
+    config)."""
+    from bnorder.tune.trainable import member_configs, unwrap
+
+    config = unwrap(trial.config)
+    seeds = [m["seed"] for m in member_configs(config)]
+    arm = config["meta"]["arm_id"].split("/", 1)[-1].replace("/", "-").replace("=", "")
+    seed = f"s{seeds[0]}" if len(seeds) == 1 else f"s{seeds[0]}to{seeds[-1]}"
+    return f"{arm}-{seed}-{trial.trial_id}"
 
 
 def mean_epochs(trials: list[tuple[str, TrialConfig]]) -> dict[str, float]:

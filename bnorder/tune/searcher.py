@@ -199,7 +199,7 @@ class ArmSearcher(Searcher):
             study.tell(number, state=optuna.trial.TrialState.FAIL)
         elif (
             result is not None
-            and result.get("status") == "ok"
+            and result.get("status") in ("ok", "pruned")  # the recorder marks pruned ones
             and int(result.get("epoch", 0)) < epochs
         ):
             study.tell(number, state=optuna.trial.TrialState.PRUNED)

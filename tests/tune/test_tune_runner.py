@@ -150,6 +150,30 @@ def test_tuned_sweep_equal_budgets_validation_selection(
         assert set(picked.lr) == {best.lr}
         assert set(picked.batch_size) == {best.batch_size}
     assert (tune_rows.status == "pruned").any()  # pruning happened, and was told as such
+    _ray_view_matches(out / "ray", "tz", trials)
+
+
+def _ray_view_matches(storage: Path, sweep: str, trials: pd.DataFrame) -> None:
+    """Ray's own results (what ResultGrid, TensorBoard and ExperimentAnalysis users rank on)
+    agree with the Parquet rows: status, best validation accuracy, test accuracy at it, config,
+    and every phase has the same config layout."""
+    from ray import tune
+
+    from bnorder.tune.trainable import run_trial
+
+    for phase, rows in trials.groupby("phase"):
+        grid = tune.Tuner.restore(str(storage / f"{sweep}-{phase}"), trainable=run_trial)
+        ray_rows = grid.get_results().get_dataframe().set_index("trial_id")
+        assert not [c for c in ray_rows.columns if c.startswith("config/point")]
+        rows = rows.set_index("ray_trial_id")
+        assert sorted(ray_rows.index) == sorted(rows.index)
+        for ray_id, row in rows.iterrows():
+            ray_row = ray_rows.loc[ray_id]
+            assert ray_row["status"] == row.status, (phase, ray_id)
+            assert ray_row["config/trial/lr"] == row.lr
+            assert ray_row["config/meta/arm_id"] == row.arm_id
+            for metric in ("best_val_acc", "test_acc_at_best_val"):
+                assert ray_row[metric] == pytest.approx(row[metric], nan_ok=True), metric
 
 
 def test_shipped_smoke_sweep_end_to_end(tmp_path: Path) -> None:
