@@ -1,0 +1,128 @@
+"""Checkpoints live only while a trial runs; a sweep may keep each trial's final weights.
+
+Ray keeps a trial's last two checkpoints (model, optimiser, schedule, data RNG, history: what
+an exact resume needs) in its storage, local, NFS or object store, and never removes them: a
+10,000-trial study of the seed CNN would leave ~70 GB. Once a trial's rows are written it is
+never run again (a resumed driver finds the row and skips it, see ``trainable.run_trial``), so
+the recorder deletes its checkpoints then; disk use stays O(trials running).
+
+``keep_weights`` (a sweep key) saves what is worth keeping first, in the results folder:
+``trial`` keeps every trial's final model weights, ``arm_best`` one file per arm, the final
+weights of its best trial by validation accuracy (the selection rule of tuned sweeps). Each file
+is self-describing: ``{"trial_id", "arm_id", "config", "best_val_acc", "model"}``;
+:func:`load_model` rebuilds the network from it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+__all__ = ["WEIGHTS", "drop_checkpoints", "keep_weights", "load_model", "weights_file"]
+
+WEIGHTS = "weights"  # <out>/weights/
+STATE_FILE = "state.pt"  # trainable.STATE_FILE
+
+
+def drop_checkpoints(trial: Any) -> int:
+    """Delete the ``checkpoint_*`` folders of a finished trial wherever Ray stores them; the
+    trial's own small files (params, progress, results) stay. Returns how many went."""
+    checkpoint = trial.checkpoint
+    if checkpoint is None or not trial.path:
+        return 0
+    fs: pafs.FileSystem = checkpoint.filesystem
+    infos = fs.get_file_info(pafs.FileSelector(trial.path, allow_not_found=True))
+    gone = 0
+    for info in infos:
+        if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"):
+            fs.delete_dir(info.path)
+            gone += 1
+    return gone
+
+
+def weights_file(out: Path, key: str) -> Path:
+    """``<out>/weights/<key>.pt``, with an arm ID's slashes made safe."""
+    return out / WEIGHTS / f"{key.replace('/', '__')}.pt"
+
+
+def keep_weights(
+    trial: Any, out: Path, mode: str, members: list[dict[str, Any]], best: dict[str, float]
+) -> list[Path]:
+    """Save the final weights of a finished Ray trial's members, as ``mode`` asks.
+
+    Args:
+        trial: the Ray trial (its latest checkpoint holds the final weights).
+        out: the results folder.
+        mode: ``none``, ``trial`` or ``arm_best``.
+        members: per member: ``trial_id``, ``arm_id``, ``config`` (TrialConfig fields),
+            ``status`` and ``best_val_acc``.
+        best: arm ID -> best validation accuracy kept so far (``arm_best``; updated).
+    Returns:
+        The files written.
+    """
+    if mode == "none" or trial.checkpoint is None:
+        return []
+    wanted = [
+        (k, m)
+        for k, m in enumerate(members)
+        if mode == "trial"
+        or (m["status"] == "ok" and m["best_val_acc"] > best.get(m["arm_id"], -1.0))
+    ]
+    if not wanted:
+        return []
+    import torch
+
+    with trial.checkpoint.as_directory() as folder:
+        state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+    written = []
+    for k, member in wanted:
+        if "array" in state:  # a fused array: member k's slice of every stacked tensor
+            model = member_weights(state["array"], len(members), k)
+        else:
+            model = state["model"]
+        key = member["trial_id"] if mode == "trial" else member["arm_id"]
+        path = weights_file(out, key)
+        _save_atomic({**member, "model": model}, path)
+        best[member["arm_id"]] = max(member["best_val_acc"], best.get(member["arm_id"], -1.0))
+        written.append(path)
+    return written
+
+
+def member_weights(array_state: dict[str, Any], k: int, index: int) -> dict[str, Any]:
+    """Member ``index`` of a ``FusedArray`` of ``k``, from the array's state dict, with the
+    original model's keys (as :meth:`FusedArray.member_state_dict`)."""
+    return {
+        name.removeprefix("net."): t.clone() if t.dim() == 0 else t.chunk(k)[index].clone()
+        for name, t in array_state.items()
+    }
+
+
+def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The network saved by ``keep_weights`` (eval mode, on CPU) and its record."""
+    import torch
+
+    from bnorder.config import TrialConfig
+    from bnorder.train import build_model
+
+    record = torch.load(path, map_location="cpu", weights_only=False)
+    model = build_model(TrialConfig(**record["config"]))
+    model.load_state_dict(record["model"])
+    return model.eval(), {k: v for k, v in record.items() if k != "model"}
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
