@@ -210,6 +210,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from bnorder.sweep.spec import load_sweep
 
     spec, text = load_sweep(args.file)
+    if args.tracker or args.tracker_uri:
+        from bnorder.sweep.trackers import with_tracker_flags
+
+        trackers = with_tracker_flags(spec.trackers, args.tracker, args.tracker_uri)
+        spec = spec.model_copy(update={"trackers": trackers})
     plan = make_plan(spec, str(args.file))
     out = args.out or spec.output_dir
     if storage := args.storage or spec.storage:
@@ -314,6 +319,8 @@ def print_plan(plan: Any, out: Path, storage: str | None = None) -> None:
         where = f"{len(fused_groups(trials, spec.fuse))} Ray trials" if trials else "evaluate"
         print(f"fused seed arrays: up to {spec.fuse} replicates per Ray trial ({where})")
     print(f"output: {out}   ray storage: {storage or spec.storage or out / 'ray'}")
+    if spec.trackers.names:
+        print(f"trackers: {spec.trackers.describe(Path(out))}")
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
@@ -407,6 +414,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Ray checkpoints and experiment state: a path, NFS mount, s3:// or gs:// "
         "(shared by all nodes on a cluster; default: the file's storage, else OUT/ray)",
+    )
+    p.add_argument(
+        "--tracker",
+        action="append",
+        choices=("mlflow", "wandb", "tensorboard", "none"),
+        default=None,
+        help="also log every trial to this experiment tracker (repeat for more; added to the "
+        "file's trackers, with their options from it; 'none' drops the file's)",
+    )
+    p.add_argument(
+        "--tracker-uri",
+        default=None,
+        metavar="URI",
+        help="MLflow tracking URI, e.g. http://HOST:5000 (default: the file's, else "
+        "$MLFLOW_TRACKING_URI, else sqlite OUT/mlflow.db)",
     )
     p.set_defaults(func=_cmd_sweep)
     data = sub.add_parser("data", help="fetch datasets into the data root, list what is there")

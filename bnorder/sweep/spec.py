@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bnorder.config import TrialConfig, config_error_from
 from bnorder.errors import ConfigError
+from bnorder.sweep.trackers import Trackers
 
 __all__ = [
     "AdaptiveSeeds",
@@ -216,6 +217,8 @@ class SweepSpec(_Strict):
         None  # Ray storage_path: a path, NFS mount, s3:// or gs://; default <output>/ray
     )
     tune: TuneSpec | None = None
+    # experiment trackers every trial is also logged to (bnorder.sweep.trackers; README)
+    trackers: Trackers = Trackers()
 
     @field_validator("name")
     @classmethod

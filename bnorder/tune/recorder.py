@@ -5,8 +5,10 @@ and a table per arm (done / running / pending, best so far)."""
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,9 +57,12 @@ class ResultsRecorder(Callback):
         epochs: dict[str, float] | None = None,
         most: dict[str, int] | None = None,
         print_every_s: float = 30.0,
+        listeners: Sequence[Callable[[Any, list[TrialResult]], None]] = (),
     ) -> None:
         """``planned`` trials per arm (adaptive seeds: the fewest, up to ``most``), of
-        ``epochs`` epochs each (for the ETA; learnt from the first trials when not given)."""
+        ``epochs`` epochs each (for the ETA; learnt from the first trials when not given).
+        ``listeners`` (experiment trackers) get each Ray trial's results once its rows are
+        written: ``listener(trial, [TrialResult, ...])``, one per member."""
         self.out, self.sweep, self.sweep_hash, self.phase = out, sweep, sweep_hash, phase
         self.arms = {arm: ArmProgress(n) for arm, n in planned.items()}
         self.arm_epochs = dict(epochs or {})
@@ -66,6 +71,7 @@ class ResultsRecorder(Callback):
         self.display: Display | None = None
         self.epochs: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
         self.print_every_s = print_every_s
+        self.listeners = list(listeners)
         self._last_print = time.monotonic()
         self.started = time.monotonic()
 
@@ -163,6 +169,7 @@ class ResultsRecorder(Callback):
         ids = self._ids(trial)
         self.eta.finish(trial.trial_id, members=len(ids))
         execution = f"fused {len(ids)}" if "members" in config else "single"
+        results = []
         for tid, fields in zip(ids, member_configs(config), strict=True):
             cfg = TrialConfig(**fields)
             known = self._known_epochs(tid)
@@ -211,6 +218,12 @@ class ResultsRecorder(Callback):
                     best_val_acc=s["best_val_acc"],
                     test_acc_at_best_val=s["test_acc_at_best_val"],
                 )
+            results.append(result)
+        for listener in self.listeners:
+            try:  # a listener's error must not make Ray rewrite these rows as failed
+                listener(trial, results)
+            except Exception as exc:
+                print(f"[{self.sweep} {self.phase}] warning: {listener}: {exc}", file=sys.stderr)
 
     def _outcome(self, trial: Any, tid: str, *, stopped: bool = False) -> dict[str, Any]:
         """The row's verdict so far for Ray's own view of the trial: best validation accuracy,

@@ -196,6 +196,7 @@ class _Sweep:
         from ray import tune
 
         from bnorder.tune.recorder import ResultsRecorder
+        from bnorder.tune.trackers import tracker_callbacks
         from bnorder.tune.trainable import run_trial
 
         spec = self.plan.spec
@@ -212,6 +213,8 @@ class _Sweep:
             # the experiment brings back its own recorder, which re-reads its counts in setup()
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=False)
         else:
+            # after the recorder, which hands them each outcome once its rows are written
+            trackers = tracker_callbacks(spec.trackers, out=self.out, sweep=spec.name, phase=phase)
             recorder = ResultsRecorder(
                 out=self.out,
                 sweep=spec.name,
@@ -220,6 +223,7 @@ class _Sweep:
                 planned=planned,
                 epochs=epochs,
                 most=most,
+                listeners=[t.trial_finished for t in trackers],
             )
             tuner = tune.Tuner(
                 trainable,
@@ -234,7 +238,7 @@ class _Sweep:
                     name=name,
                     storage_path=self.storage,
                     verbose=0,
-                    callbacks=[recorder],
+                    callbacks=[recorder, *trackers],
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                     # 2, not 1: Ray snapshots the experiment whenever a trial has saved
                     # num_to_keep checkpoints since the last snapshot (~0.05 s each); 2 halves
@@ -320,13 +324,17 @@ def run_sweep(
         ConfigError: ``out`` holds another sweep, the file changed since a resumed run began,
             or ``storage`` (default: the file's, else ``<out>/ray``) is not usable.
         DataError: (local runs) a dataset is missing, checked before anything is written.
+        TrackerError: a tracker's server does not answer (a tracker's missing package or
+            unusable options are ConfigErrors), checked before anything is written.
     """
     from bnorder.data import load_dataset
+    from bnorder.tune.trackers import check_trackers
 
     if address is None:
         for dataset in plan.spec.datasets:
             load_dataset(dataset, data_root)  # fail in one line now, not once per trial
     ray_storage = resolve_storage(out, plan.spec.storage, storage, resume=resume)
+    check_trackers(plan.spec.trackers, out)  # before anything is written or started
     prepare_output(out, text, resume=resume, src=src)
     write_text(out / STORAGE_FILE, ray_storage + "\n")
     init_ray(address)
