@@ -21,6 +21,8 @@ from bnorder.config import TrialConfig
 from bnorder.errors import ConfigError
 from bnorder.results.store import check_writable, load, write_text
 from bnorder.sweep.plan import SweepPlan
+from bnorder.tune.driver_lock import hold
+from bnorder.tune.testpoints import reached
 
 __all__ = ["PhaseOutcome", "init_ray", "prepare_output", "run_sweep"]
 
@@ -335,6 +337,22 @@ def run_sweep(
             load_dataset(dataset, data_root)  # fail in one line now, not once per trial
     ray_storage = resolve_storage(out, plan.spec.storage, storage, resume=resume)
     check_trackers(plan.spec.trackers, out)  # before anything is written or started
+    with hold(out):  # one driver per results folder: a second one stops here, writing nothing
+        reached("locked")
+        return _run_held(plan, text, out, address, resume, data_root, ray_storage, src)
+
+
+def _run_held(
+    plan: SweepPlan,
+    text: str,
+    out: Path,
+    address: str | None,
+    resume: bool,
+    data_root: str | None,
+    ray_storage: str,
+    src: str,
+) -> list[PhaseOutcome]:
+    """:func:`run_sweep`'s work, once this driver holds ``out``."""
     prepare_output(out, text, resume=resume, src=src)
     write_text(out / STORAGE_FILE, ray_storage + "\n")
     init_ray(address)
