@@ -39,6 +39,7 @@ class PhaseOutcome:
     trials: int
     errors: int
     seconds: float
+    unfinished: int = 0  # trials Ray left pending or running: the phase was interrupted
 
 
 def sweep_hash(text: str) -> str:
@@ -249,7 +250,10 @@ class _Sweep:
                 ),
             )
         grid = tuner.fit()
-        return PhaseOutcome(phase, len(grid), len(grid.errors), time.monotonic() - started)
+        unfinished = len(grid) - grid.num_terminated - grid.num_errors
+        return PhaseOutcome(
+            phase, len(grid), len(grid.errors), time.monotonic() - started, unfinished
+        )
 
     def grid_phase(self, phase: str, trials: list[tuple[str, TrialConfig]]) -> PhaseOutcome:
         """Exactly these (arm, config) trials, as one grid_search axis; with ``fuse: K``, seed
@@ -372,6 +376,7 @@ def _run_held(
         metric=t.metric,
         sampler_seed=t.sampler_seed,
         pruning=t.pruning,
+        out=out,
     )
     tuned = run.run_phase(
         "tune",
@@ -379,9 +384,14 @@ def _run_held(
         param_space={},
         epochs={a.arm_id: float(a.base.epochs) for a in plan.arms},
         search_alg=searcher,
-        scheduler=ArmPruningScheduler(searcher) if t.pruning else None,
-        num_samples=plan.trial_count("tune"),
+        # with or without pruning: it tells the searcher which trials Ray restored
+        scheduler=ArmPruningScheduler(searcher),
+        # the searcher says when it is done; room for trials asked but lost in a driver kill
+        num_samples=2 * plan.trial_count("tune"),
     )
+    # every study trial told from its row; when the phase ran to its end, none left RUNNING
+    searcher.sync(final=tuned.unfinished == 0)
+    reached("boundary")
     best: list[tuple[str, TrialConfig]] = []
     for arm in plan.arms:
         params = searcher.best_params(arm.arm_id)

@@ -5,21 +5,33 @@ Ray's ``OptunaSearch`` would tell trials stopped early to Optuna as COMPLETE wit
 score, and cannot give each arm its own budget; this searcher uses Optuna's ask/tell directly:
 suggestions go round-robin to the arm with the fewest trials so far, stopped trials are told as
 PRUNED, and pruning decisions come from each arm's own study (the same rule for every arm).
+
+A driver may die at any instant; the searcher's state then comes back from Ray's experiment
+snapshot, which lags the studies and the results rows by seconds. So each trial is told from its
+row (after the row is written), and after a restart the searcher re-derives what it knows from
+the studies, the rows and the trials Ray restored (:mod:`bnorder.tune.study_sync`): every arm
+still ends with exactly ``trials_per_arm`` told trials, each equal to its row.
 """
 
 from __future__ import annotations
 
 import math
 import pickle
+import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
+from optuna.trial import TrialState
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from bnorder.sweep.spec import Distribution, PruningSpec
-from bnorder.tune.trainable import trial_id_for
+from bnorder.tune.study_sync import PRUNED_AT, frozen, outcome, recorded_rows, tell_once
+from bnorder.tune.testpoints import reached
+from bnorder.tune.trainable import trial_id_for, unwrap
 
 __all__ = ["ArmPruningScheduler", "ArmSearcher", "to_optuna"]
 
@@ -46,8 +58,10 @@ class ArmSearcher(Searcher):
         storage: an Optuna storage URL (sqlite file next to the results).
         sweep: the sweep's name; study names are ``<sweep>/<arm_id>``.
         metric: the validation metric maximised (``best_val_acc`` or ``final_val_acc``).
-        sampler_seed: TPE's seed; each arm's sampler is seeded from it and the arm's index.
+        sampler_seed: TPE's seed; each suggestion's is drawn from it, the arm's index and the
+            trial's number, so a restarted driver suggests what an uninterrupted one would.
         pruning: successive halving inside each study, or None.
+        out: the results folder, whose rows the studies are told from.
     """
 
     def __init__(
@@ -61,17 +75,22 @@ class ArmSearcher(Searcher):
         metric: str,
         sampler_seed: int,
         pruning: PruningSpec | None,
+        out: Path,
     ) -> None:
-        super().__init__(metric="val_acc", mode="max")
+        # no metric for Ray to insist on: a trial recorded before a restart ends at once and
+        # reports none (its study is told from its row)
+        super().__init__(metric=None, mode="max")
         self.arms = arms
         self.space = {k: to_optuna(v) for k, v in space.items()}
         self.trials_per_arm = trials_per_arm
         self.storage, self.sweep, self.objective = storage, sweep, metric
-        self.sampler_seed, self.pruning = sampler_seed, pruning
-        self.asked: dict[str, int] = dict.fromkeys(arms, 0)
+        self.sampler_seed, self.pruning, self.out = sampler_seed, pruning, Path(out)
+        self.asked: dict[str, int] = dict.fromkeys(arms, 0)  # handed to Ray trials
         self.live: dict[str, tuple[str, int]] = {}  # ray trial id -> (arm, optuna trial number)
-        self.best: dict[str, float] = {}  # ray trial id -> best val acc so far
-        self.last: dict[str, float] = {}  # ray trial id -> latest val acc
+        self.ended: dict[str, tuple[str, int]] = {}  # ended, told on the next suggest
+        self.orphans: dict[str, list[int]] = {a: [] for a in arms}  # asked; no Ray trial runs
+        self.max_concurrent = 0  # 0: no limit
+        self.synced = False  # first re-derive the state from the studies and rows
         self._studies: dict[str, optuna.Study] = {}
         self._trials: dict[str, optuna.Trial] = {}
 
@@ -79,16 +98,19 @@ class ArmSearcher(Searcher):
     def study_name(self, arm: str) -> str:
         return f"{self.sweep}/{arm}"
 
+    def sampler(self, arm: str, number: int) -> optuna.samplers.TPESampler:
+        """TPE for trial ``number`` of ``arm``. TPE keeps nothing but its random state (the
+        history is in the storage), and that state is seeded per trial: one seeded per arm
+        would start over after a driver restart and suggest the first points again."""
+        seed = np.random.SeedSequence([self.sampler_seed, list(self.arms).index(arm), number])
+        return optuna.samplers.TPESampler(
+            seed=int(seed.generate_state(1)[0]),
+            n_startup_trials=max(1, min(10, self.trials_per_arm // 2)),  # TPE on small budgets
+            constant_liar=True,  # concurrent trials: do not suggest the same point twice
+        )
+
     def study(self, arm: str) -> optuna.Study:
         if arm not in self._studies:
-            index = list(self.arms).index(arm)
-            sampler = optuna.samplers.TPESampler(
-                seed=self.sampler_seed * 1000 + index,
-                n_startup_trials=max(
-                    1, min(10, self.trials_per_arm // 2)
-                ),  # TPE kicks in on small budgets
-                constant_liar=True,  # concurrent trials: do not suggest the same point twice
-            )
             pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
             if self.pruning is not None:
                 pruner = optuna.pruners.SuccessiveHalvingPruner(
@@ -99,7 +121,7 @@ class ArmSearcher(Searcher):
                 study_name=self.study_name(arm),
                 storage=self.storage,
                 direction="maximize",
-                sampler=sampler,
+                sampler=self.sampler(arm, 0),
                 pruner=pruner,
                 load_if_exists=True,
             )
@@ -127,10 +149,7 @@ class ArmSearcher(Searcher):
         if trial_id not in self._trials:  # after a restore: rebuild from the storage
             arm, number = self.live[trial_id]
             study = self.study(arm)
-            frozen = study._storage.get_trial(
-                study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-            )
-            self._trials[trial_id] = optuna.Trial(study, frozen._trial_id)
+            self._trials[trial_id] = optuna.Trial(study, frozen(study, number)._trial_id)
         return self._trials[trial_id]
 
     # ---------------------------------------------------------------- Ray's Searcher API
@@ -139,12 +158,27 @@ class ArmSearcher(Searcher):
     ) -> bool:
         return True
 
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        """Limit concurrency here, counting the trials Ray really has (restored ones included),
+        rather than in Ray's ConcurrencyLimiter, whose list comes from a lagging snapshot."""
+        self.max_concurrent = max_concurrent
+        return True
+
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        self._sync_once()
+        self._tell_ended()
         open_arms = [a for a in self.arms if self.asked[a] < self.trials_per_arm]
         if not open_arms:
             return Searcher.FINISHED
+        if self.max_concurrent and len(self.live) >= self.max_concurrent:
+            return None
         arm = min(open_arms, key=lambda a: self.asked[a])  # round-robin, in arm order
-        trial = self.study(arm).ask(self.space)
+        study = self.study(arm)
+        if self.orphans[arm]:  # asked before a restart, never run: the same trial again
+            trial = optuna.Trial(study, frozen(study, self.orphans[arm].pop(0))._trial_id)
+        else:
+            study.sampler = self.sampler(arm, len(study.get_trials(deepcopy=False)))
+            trial = study.ask(self.space)
         self.asked[arm] += 1
         self.live[trial_id] = (arm, trial.number)
         self._trials[trial_id] = trial
@@ -157,54 +191,125 @@ class ArmSearcher(Searcher):
             ("phase", meta["phase"]),
         ):
             trial.set_user_attr(key, value)
+        reached("asked")
         return {
             "trial": {**base, **trial.params},
             "meta": {**meta, "study": self.study_name(arm), "optuna_trial": trial.number},
         }
 
-    def report(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Tell the arm's study this epoch's validation accuracy (once per epoch)."""
-        if trial_id not in self.live or "val_acc" not in result:
-            return
-        value, epoch = float(result["val_acc"]), int(result["epoch"])
-        self.last[trial_id] = value
-        if not math.isnan(value):
-            self.best[trial_id] = max(value, self.best.get(trial_id, -math.inf))
-        trial = self._trial(trial_id)
-        if epoch not in trial.storage.get_trial(
-            trial._trial_id
-        ).intermediate_values and math.isfinite(value):
-            trial.report(value, epoch)
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        self._sync_once()
+        self._report(trial_id, result)
 
     def should_prune(self, trial_id: str, result: dict[str, Any]) -> bool:
-        self.report(trial_id, result)
-        return trial_id in self.live and self._trial(trial_id).should_prune()
-
-    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        self.report(trial_id, result)
+        """The arm's pruner's decision on this epoch, stored before Ray acts on it: a trial that
+        runs again after a restart stops at the same epoch."""
+        self._sync_once()
+        trial = self._report(trial_id, result)
+        if trial is None or self.pruning is None or "epoch" not in result:
+            return False
+        epoch = int(result["epoch"])
+        stored = trial.storage.get_trial(trial._trial_id)
+        if PRUNED_AT in stored.system_attrs:
+            return epoch >= stored.system_attrs[PRUNED_AT]
+        if result.get("done") or epoch >= self.arms[self.live[trial_id][0]][0]["epochs"]:
+            return False  # nothing left to stop
+        if stored.last_step is not None and epoch < stored.last_step:
+            return False  # epochs replayed from a checkpoint were decided before the restart
+        if not trial.should_prune():
+            return False
+        trial.storage.set_trial_system_attr(trial._trial_id, PRUNED_AT, epoch)
+        reached("pruned")
+        return True
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        if trial_id not in self.live:
+        """Told on the next suggest (or :meth:`sync`), from the row Ray's callbacks write next."""
+        self._sync_once()
+        if trial_id in self.live:
+            self.ended[trial_id] = self.live.pop(trial_id)
+            self._trials.pop(trial_id, None)
+
+    def trial_added(self, trial_id: str, config: dict[str, Any], status: str) -> None:
+        """Ray has this trial: a new one, or one restored from its experiment (which runs again
+        unless it had ended). Called by :class:`ArmPruningScheduler`."""
+        meta = unwrap(config).get("meta", {})
+        if meta.get("arm_id") not in self.arms or meta.get("optuna_trial") is None:
             return
-        arm, number = self.live.pop(trial_id)
-        self._trials.pop(trial_id, None)
-        study = self.study(arm)
-        epochs = self.arms[arm][0]["epochs"]
-        value = (
-            self.best.get(trial_id) if self.objective == "best_val_acc" else self.last.get(trial_id)
-        )
-        if error or value is None or math.isnan(value):
-            study.tell(number, state=optuna.trial.TrialState.FAIL)
-        elif (
-            result is not None
-            and result.get("status") in ("ok", "pruned")  # the recorder marks pruned ones
-            and int(result.get("epoch", 0)) < epochs
-        ):
-            study.tell(number, state=optuna.trial.TrialState.PRUNED)
+        if status in ("TERMINATED", "ERROR"):
+            self.live.pop(trial_id, None)
         else:
-            study.tell(number, value)
+            self.live[trial_id] = (meta["arm_id"], int(meta["optuna_trial"]))
+
+    # ---------------------------------------------------------------- studies <-> rows
+    def _report(self, trial_id: str, result: dict[str, Any]) -> optuna.Trial | None:
+        """Tell the arm's study this epoch's validation accuracy (once per epoch); the trial,
+        or None when it is not running (unknown, or already told)."""
+        if trial_id not in self.live:
+            return None
+        trial = self._trial(trial_id)
+        stored = trial.storage.get_trial(trial._trial_id)
+        if stored.state.is_finished():
+            return None
+        if "val_acc" in result and "epoch" in result:
+            value, epoch = float(result["val_acc"]), int(result["epoch"])
+            if epoch not in stored.intermediate_values and math.isfinite(value):
+                trial.report(value, epoch)
+        return trial
+
+    def _tell_ended(self) -> None:
+        """Tell the studies how the ended trials went: their rows are written by now."""
+        if not self.ended:
+            return
+        ended, self.ended = self.ended, {}
+        rows = recorded_rows(self.out, (trial_id_for(self.sweep, r) for r in ended))
+        for ray_id, (arm, number) in ended.items():
+            row = rows.get(trial_id_for(self.sweep, ray_id))
+            if row is None:
+                print(
+                    f"bnorder: warning: tuning trial {ray_id} ended without a results row; "
+                    "told as failed",
+                    file=sys.stderr,
+                )
+                state, value = TrialState.FAIL, None
+            else:
+                reached("recorded")
+                state, value = outcome(row, self.objective)
+            tell_once(self.study(arm), number, state, value)
+
+    def _sync_once(self) -> None:
+        if not self.synced:
+            self.sync()
+
+    def sync(self, *, final: bool = False) -> None:
+        """Re-derive the state from the studies and rows (:mod:`bnorder.tune.study_sync`): tell
+        every RUNNING trial that has a row; one without a row that no Ray trial runs becomes an
+        orphan, handed out again. With ``final`` (the phase is over: no Ray trial runs again),
+        such a trial is told FAIL instead, so every arm ends with all its trials told."""
+        self.synced = True
+        self.ended.clear()  # their rows say it all
+        for arm in self.arms:
+            study = self.study(arm)
+            trials = study.get_trials(deepcopy=False)
+            running = [t for t in trials if t.state == TrialState.RUNNING]
+            rows = recorded_rows(self.out, (t.user_attrs.get("trial_id") for t in running))
+            live = {number for a, number in self.live.values() if a == arm}
+            self.orphans[arm] = []
+            for t in running:
+                row = rows.get(t.user_attrs.get("trial_id"))
+                if row is not None:
+                    tell_once(study, t.number, *outcome(row, self.objective))
+                elif final:
+                    print(
+                        f"bnorder: warning: {study.study_name} trial {t.number} never ran to "
+                        "a results row; told as failed",
+                        file=sys.stderr,
+                    )
+                    tell_once(study, t.number, TrialState.FAIL, None)
+                elif t.number not in live:
+                    self.orphans[arm].append(t.number)
+            self.asked[arm] = len(trials) - len(self.orphans[arm])
 
     # ---------------------------------------------------------------- saved with the experiment
     def save(self, checkpoint_path: str) -> None:
@@ -221,6 +326,7 @@ class ArmSearcher(Searcher):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._studies, self._trials = {}, {}
+        self.synced = False  # a snapshot lags the studies and rows: re-derive on first use
 
     def best_params(self, arm: str) -> dict[str, Any] | None:
         """The arm's best complete trial's parameters (validation metric), or None."""
@@ -229,11 +335,16 @@ class ArmSearcher(Searcher):
 
 
 class ArmPruningScheduler(FIFOScheduler):
-    """Stops a trial when its own arm's study says so: the same pruning rule for every arm."""
+    """Stops a trial when its own arm's study says so: the same pruning rule for every arm.
+    Also tells the searcher every trial Ray adds, restored ones included (with or without
+    pruning): after a restart, the searcher learns from this which trials will run again."""
 
     def __init__(self, searcher: ArmSearcher) -> None:
         super().__init__()
         self.searcher = searcher
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self.searcher.trial_added(trial.trial_id, trial.config, trial.status)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if self.searcher.should_prune(trial.trial_id, result):

@@ -51,7 +51,9 @@ class SeedSearcher(Searcher):
         phase: str,
         fuse: int = 1,
     ) -> None:
-        super().__init__(metric="val_acc", mode="max")
+        # no metric for Ray to insist on: a restored trial whose rows exist returns at once,
+        # reporting none (as PlanSearcher and ArmSearcher)
+        super().__init__(metric=None, mode="max")
         self.state, self.metas, self.out = state, metas, out
         self.sweep, self.phase, self.fuse = sweep, phase, fuse
         self.live: dict[str, tuple[str, list[int], list[str]]] = {}  # ray id -> unit, seeds, ids

@@ -29,7 +29,7 @@ def _get(url: str) -> dict:
 
 
 def _studies(out: Path) -> None:
-    """Two arms' studies, one told trial each, as a tuned sweep leaves them."""
+    """Two arms' studies, one trial each (told from its row once the recorder writes it)."""
     base = {"dataset": "synthetic", "arch": "mlp", "depth": 1, "width": 4, "epochs": 1}
     arms = {
         f"synthetic/mlp/{o}": ({**base, "ordering": o}, {"phase": "tune"})
@@ -44,6 +44,7 @@ def _studies(out: Path) -> None:
         metric="best_val_acc",
         sampler_seed=0,
         pruning=None,
+        out=out,
     )
     for k in range(2):
         searcher.suggest(f"ray{k}")
