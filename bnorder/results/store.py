@@ -1,7 +1,8 @@
 """Writing and reading results: each trial adds one part file to ``<out>/trials.parquet/`` and
 ``<out>/epochs.parquet/``, written to a hidden temporary name and renamed into place, so a
-reader never sees half a file and appending never rewrites (or loses) earlier rows.
-``pandas.read_parquet(<out>/trials.parquet)`` reads all parts."""
+reader never sees half a file and appending never rewrites (or loses) earlier rows. Finished
+trials' parts are later merged into a few files (compaction.py), swapped in atomically (layout.py).
+``pandas.read_parquet(<out>/trials.parquet)`` reads them all."""
 
 from __future__ import annotations
 
@@ -16,10 +17,22 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bnorder.errors import BnorderError, ConfigError
 from bnorder.probes import PROBE_STATS
+from bnorder.results.compaction import holder, replace, trial_ids
+from bnorder.results.layout import (
+    EPOCHS,
+    TRIALS,
+    current,
+    locked,
+    part_name,
+    retrying,
+    start,
+    write_parquet,
+)
 from bnorder.results.provenance import provenance
 from bnorder.results.schema import EPOCH_SCHEMA, TRIAL_SCHEMA
 
@@ -30,16 +43,17 @@ __all__ = [
     "Results",
     "check_writable",
     "epoch_rows",
+    "is_recorded",
     "load",
     "read_epochs",
     "read_trials",
+    "recorded_ids",
     "trial_row",
     "write_epochs",
     "write_result",
     "write_text",
 ]
 
-TRIALS, EPOCHS = "trials.parquet", "epochs.parquet"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -116,21 +130,22 @@ def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def _write_part(folder: Path, name: str, table: pa.Table) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"part-{name}.parquet"
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=folder)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for sharing
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return final
+def _put(out: Path, table: str, trial_id: str, rows: pa.Table) -> Path:
+    """Write (or replace) a trial's rows of ``table`` as its part file. Where a compaction
+    already holds its old rows, they are replaced in one swap: a trial never has two copies."""
+    name = part_name(trial_id)
+    with locked(out, exclusive=False):  # the writing rule: see layout.py
+        folder = current(out, table)
+        if folder is None and start(out, table, name, rows):
+            return out / table / name
+        folder = current(out, table)
+        if folder is not None and holder(folder, trial_id) in (None, name):
+            write_parquet(folder, name, rows)
+            return out / table / name
+    with locked(out, exclusive=True):
+        if not replace(out, table, trial_id, rows):  # compacted no more (another swap between)
+            write_parquet(current(out, table) or out / table, name, rows)
+    return out / table / name
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -155,8 +170,8 @@ def write_result(out: str | Path, result: TrialResult) -> Path:
     epochs = _table(epoch_rows(result), EPOCH_SCHEMA)
     trial = _table([trial_row(result)], TRIAL_SCHEMA)
     try:
-        _write_part(out / EPOCHS, result.trial_id, epochs)
-        return _write_part(out / TRIALS, result.trial_id, trial)
+        _put(out, EPOCHS, result.trial_id, epochs)
+        return _put(out, TRIALS, result.trial_id, trial)
     except OSError as exc:
         raise BnorderError(f"out: cannot write results to {out}: {exc}") from exc
 
@@ -166,25 +181,81 @@ def write_epochs(out: str | Path, trial_id: str, epochs: list[dict[str, Any]]) -
     unfinished epoch."""
     rows = epoch_rows_of(trial_id, epochs)
     try:
-        _write_part(Path(out).expanduser() / EPOCHS, trial_id, _table(rows, EPOCH_SCHEMA))
+        _put(Path(out).expanduser(), EPOCHS, trial_id, _table(rows, EPOCH_SCHEMA))
     except OSError as exc:
         raise BnorderError(f"out: cannot write results to {out}: {exc}") from exc
 
 
+def is_recorded(out: str | Path, trial_id: str) -> bool:
+    """Whether ``trial_id`` has its ``trials.parquet`` row in ``out`` (a part or compacted): the
+    one test of "this trial finished". A few stats and set look-ups, no rows read."""
+    out = Path(out).expanduser()
+
+    def look() -> bool:
+        folder = current(out, TRIALS)
+        found = folder is not None and holder(folder, trial_id) is not None
+        if current(out, TRIALS) != folder:  # a swap between: ask the new generation
+            raise FileNotFoundError(folder)
+        return found
+
+    return retrying(look)
+
+
+def recorded_ids(out: str | Path) -> set[str]:
+    """The trial_ids with a ``trials.parquet`` row in ``out``, without reading their rows."""
+    out = Path(out).expanduser()
+    return retrying(lambda: trial_ids(current(out, TRIALS)))
+
+
+def _files_of(out: Path, table: str, trial_ids: list[str]) -> list[tuple[Path, list[str]]]:
+    """The data files of ``table`` that hold these trials' rows (parts or compacted files),
+    each with the trials it holds."""
+    folder = current(out, table)
+    if folder is None:
+        return []
+    by_file: dict[str, list[str]] = {}
+    for tid in trial_ids:
+        name = holder(folder, tid)
+        if name is not None:
+            by_file.setdefault(name, []).append(tid)
+    return [(folder / name, tids) for name, tids in sorted(by_file.items())]
+
+
 def read_epochs(out: str | Path, trial_id: str) -> list[dict[str, Any]]:
     """The epoch rows already written for ``trial_id`` (empty if none), as metrics dicts."""
-    part = Path(out).expanduser() / EPOCHS / f"part-{trial_id}.parquet"
-    if not part.exists():
-        return []
-    rows = pq.read_table(part).to_pylist()
+    out = Path(out).expanduser()
+
+    def rows() -> list[dict[str, Any]]:
+        return [
+            row
+            for path, tids in _files_of(out, EPOCHS, [trial_id])
+            for row in pq.read_table(path, filters=pc.field("trial_id").isin(tids)).to_pylist()
+        ]
+
     drop = {"trial_id", *(f"{s}_mean" for s in PROBE_STATS)}
-    return [{k: v for k, v in row.items() if k not in drop and v is not None} for row in rows]
+    return [
+        {k: v for k, v in row.items() if k not in drop and v is not None}
+        for row in sorted(retrying(rows), key=lambda r: r["epoch"])
+    ]
 
 
 def read_trials(out: str | Path, trial_ids: list[str]) -> pd.DataFrame:
-    """The trials rows of these trial IDs (those written so far), without loading the rest."""
-    folder = Path(out).expanduser() / TRIALS
-    return _read([folder / f"part-{tid}.parquet" for tid in trial_ids], TRIAL_SCHEMA)
+    """The trials rows of these trial IDs (those written so far), in that order, without
+    loading the rest."""
+    out = Path(out).expanduser()
+
+    def frames() -> list[pd.DataFrame]:
+        return [
+            pd.read_parquet(path, filters=[("trial_id", "in", tids)])
+            for path, tids in _files_of(out, TRIALS, list(trial_ids))
+        ]
+
+    found = retrying(frames)
+    if not found:
+        return TRIAL_SCHEMA.empty_table().to_pandas()
+    order = {tid: i for i, tid in enumerate(trial_ids)}
+    frame = pd.concat(found, ignore_index=True)
+    return frame.sort_values("trial_id", key=lambda c: c.map(order)).reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -200,15 +271,19 @@ class Results:
         return self.epochs.merge(self.trials[keys], on="trial_id", how="left")
 
 
-def _read(paths: list[Path], schema: pa.Schema) -> pd.DataFrame:
-    frames = [
-        pd.read_parquet(p)
-        for p in paths
-        if p.exists() and (p.is_file() or any(p.glob("*.parquet")))
-    ]
+def _read(dirs: list[Path], table: str, schema: pa.Schema) -> pd.DataFrame:
+    frames = [f for d in dirs if (f := retrying(lambda d=d: _read_one(d, table))) is not None]
     if not frames:
         return schema.empty_table().to_pandas()
     return pd.concat(frames, ignore_index=True)
+
+
+def _read_one(out: Path, table: str) -> pd.DataFrame | None:
+    # the generation itself, not the link: its listing and its files are one snapshot
+    folder = current(out, table)
+    if folder is None or not any(folder.glob("*.parquet")):
+        return None
+    return pd.read_parquet(folder)
 
 
 def load(*paths: str | Path) -> Results:
@@ -232,7 +307,4 @@ def load(*paths: str | Path) -> Results:
             "no results found at {value}",
             hint=f"expected {TRIALS} inside",
         )
-    return Results(
-        _read([d / TRIALS for d in dirs], TRIAL_SCHEMA),
-        _read([d / EPOCHS for d in dirs], EPOCH_SCHEMA),
-    )
+    return Results(_read(dirs, TRIALS, TRIAL_SCHEMA), _read(dirs, EPOCHS, EPOCH_SCHEMA))

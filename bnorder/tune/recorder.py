@@ -17,8 +17,16 @@ from ray.tune import Callback
 
 from bnorder.config import TrialConfig
 from bnorder.progress import ArmWork, Display, SweepEta
+from bnorder.results.compaction import compact
 from bnorder.results.schema import EPOCH_SCHEMA
-from bnorder.results.store import TRIALS, load, read_epochs, write_epochs, write_result
+from bnorder.results.store import (
+    TRIALS,
+    is_recorded,
+    load,
+    read_epochs,
+    write_epochs,
+    write_result,
+)
 from bnorder.train import TrialResult
 from bnorder.tune.trainable import member_configs, member_ids, unwrap
 
@@ -140,7 +148,7 @@ class ResultsRecorder(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tid = self._ids(trial)[0]
-        if not self.epochs.get(tid) and (self.out / TRIALS / f"part-{tid}.parquet").exists():
+        if not self.epochs.get(tid) and is_recorded(self.out, tid):
             self._arm(trial).running.discard(trial.trial_id)
             self.eta.drop(trial.trial_id)
             return  # recorded before a driver restart; the trainable skipped it
@@ -150,6 +158,7 @@ class ResultsRecorder(Callback):
         self._finish(trial, error=last_error(trial))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._compact(final=True)  # the phase's rows into a file per table
         self._update_display(force=True)
         if self.display is not None:
             self.display.close()
@@ -224,6 +233,7 @@ class ResultsRecorder(Callback):
                 listener(trial, results)
             except Exception as exc:
                 print(f"[{self.sweep} {self.phase}] warning: {listener}: {exc}", file=sys.stderr)
+        self._compact()
 
     def _outcome(self, trial: Any, tid: str, *, stopped: bool = False) -> dict[str, Any]:
         """The row's verdict so far for Ray's own view of the trial: best validation accuracy,
@@ -241,6 +251,15 @@ class ResultsRecorder(Callback):
         elif stopped and len(epochs) < planned:
             outcome["status"] = "pruned"
         return outcome
+
+    def _compact(self, *, final: bool = False) -> None:
+        """Merge finished trials' part files: every COMPACT_AT trials (a no-op in between) and
+        all at a phase's end. A failure only leaves the parts, which load all the same."""
+        try:
+            compact(self.out, final=final)
+        except Exception as exc:  # a full disk, a filesystem without hard links, ...
+            warning = f"[{self.sweep} {self.phase}] warning: compacting results: {exc}"
+            print(warning, file=sys.stderr)
 
     def _known_epochs(self, tid: str) -> dict[int, dict[str, Any]]:
         """This driver's epochs of ``tid``; after a driver restart, first those on disk."""

@@ -15,7 +15,7 @@ import torch
 
 from bnorder.config import TrialConfig
 from bnorder.device import granted_device
-from bnorder.results.store import TRIALS
+from bnorder.results.store import is_recorded
 from bnorder.train import EpochReport, train_trial
 from bnorder.train_fused import train_fused
 
@@ -78,7 +78,7 @@ def run_trial(config: dict[str, Any]) -> None:
         for c in member_configs(config)
     ]
     ids = member_ids(meta["sweep"], tune.get_context().get_trial_id(), config)
-    if all((Path(meta["out"]) / TRIALS / f"part-{tid}.parquet").exists() for tid in ids):
+    if all(is_recorded(meta["out"], tid) for tid in ids):
         return  # finished before a driver crash that Ray's experiment state did not see
     torch.set_num_threads(
         max(1, int(meta["cpu"]))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from replay import replay
 
-from bnorder.results import load
+from bnorder.results import load, recorded_ids
 from bnorder.sweep.plan import make_plan
 from bnorder.sweep.spec import load_sweep
 
@@ -220,10 +220,10 @@ def test_driver_killed_then_resume_completes_without_duplicates(
     path = _sweep_file(tmp_path, name="driverloss", orderings="[case1, case2, case3]", epochs=3)
     out = tmp_path / "out"
     proc = _driver(cluster, path, out)
-    _wait(lambda: len(list((out / "trials.parquet").glob("part-*"))) >= 1, proc)
+    _wait(lambda: len(recorded_ids(out)) >= 1, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = len(list((out / "trials.parquet").glob("part-*")))
+    done_before = len(recorded_ids(out))
     assert done_before < 6
 
     output = _finish(_driver(cluster, path, out, "--resume"))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from replay import replay
 
-from bnorder.results import load
+from bnorder.results import load, recorded_ids
 from bnorder.sweep.plan import make_plan
 from bnorder.sweep.spec import load_sweep
 
@@ -44,8 +44,8 @@ def _sweep(path: Path, out: Path, *extra: str, env: dict[str, str]) -> subproces
 
 
 def _parts(out: Path) -> int:
-    folder = out / "trials.parquet"
-    return len(list(folder.glob("part-*.parquet"))) if folder.exists() else 0
+    """Trials recorded so far (part files, or compacted ones)."""
+    return len(recorded_ids(out))
 
 
 @pytest.mark.slow
