@@ -94,3 +94,23 @@ def test_cli_startup_runs_quick() -> None:
     for name in ('python -c "import torch"', 'python -c "import bnorder.train"'):
         assert name in rows, name
     assert proc.stdout.count("target 0.5 s:") == 2
+
+
+@pytest.mark.slow
+def test_results_scale_runs_quick() -> None:
+    """The results benchmark writes 100 trials as a sweep does (parts, compactions), then reads
+    them beside one to_parquet of the same rows (no timing asserted: that is what it prints)."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "results_scale.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = {tuple(line.split()[:3]): line.split() for line in proc.stdout.splitlines()}
+    compacted = rows[("100", "compacted", "2")]  # one file per table once the phase ended
+    assert float(compacted[5].rstrip("x")) <= 2.0  # bytes against one to_parquet
+    assert ("100", "one", "to_parquet") in rows
+    assert "compactions: 1 periodic" in proc.stdout
