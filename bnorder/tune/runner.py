@@ -130,6 +130,10 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         return
     ray.init(
+        # a new instance of our own: without "local", Ray joins any instance it finds on the
+        # machine (another user's `ray start`, or one a killed driver left behind for a moment)
+        # and then fails, num_cpus being only for a new one
+        address="local",
         num_cpus=num_cpus or os.cpu_count(),
         include_dashboard=False,
         log_to_driver=False,
