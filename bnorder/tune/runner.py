@@ -22,6 +22,7 @@ from bnorder.errors import ConfigError
 from bnorder.results.store import check_writable, load, write_text
 from bnorder.sweep.plan import SweepPlan
 from bnorder.tune.driver_lock import hold
+from bnorder.tune.storage import RayStorage, open_storage
 from bnorder.tune.testpoints import reached
 
 __all__ = ["PhaseOutcome", "init_ray", "prepare_output", "run_sweep"]
@@ -174,7 +175,7 @@ class _Sweep:
     out: Path
     resume: bool
     data_root: str | None
-    storage: str
+    storage: RayStorage
 
     def meta(self, phase: str, arm_id: str) -> dict[str, Any]:
         """Bookkeeping that travels with each trial's config (to the trainable and back)."""
@@ -211,14 +212,16 @@ class _Sweep:
         resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
         trainable = tune.with_resources(run_trial, resources)
         name = f"{spec.name}-{phase}"
-        path = f"{self.storage}/{name}"
+        path, filesystem = self.storage.experiment(name), self.storage.filesystem
         total, most_total = sum(planned.values()), sum((most or planned).values())
         count = f"{total} to {most_total}" if most_total != total else f"{total}"
         print(f"[{spec.name} {phase}] {count} trials over {len(planned)} arms", flush=True)
-        if self.resume and tune.Tuner.can_restore(path):
-            print(f"[{spec.name} {phase}] resuming {path}", flush=True)
+        if self.resume and tune.Tuner.can_restore(path, storage_filesystem=filesystem):
+            print(f"[{spec.name} {phase}] resuming {self.storage.show(name)}", flush=True)
             # the experiment brings back its own recorder, which re-reads its counts in setup()
-            tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=False)
+            tuner = tune.Tuner.restore(
+                path, trainable=trainable, resume_errored=False, storage_filesystem=filesystem
+            )
         else:
             # after the recorder, which hands them each outcome once its rows are written
             trackers = tracker_callbacks(spec.trackers, out=self.out, sweep=spec.name, phase=phase)
@@ -243,7 +246,8 @@ class _Sweep:
                 ),
                 run_config=tune.RunConfig(
                     name=name,
-                    storage_path=self.storage,
+                    storage_path=self.storage.path,
+                    storage_filesystem=filesystem,
                     verbose=0,
                     callbacks=[recorder, *trackers],
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures),
@@ -343,7 +347,8 @@ def run_sweep(
     if address is None:
         for dataset in plan.spec.datasets:
             load_dataset(dataset, data_root)  # fail in one line now, not once per trial
-    ray_storage = resolve_storage(out, plan.spec.storage, storage, resume=resume)
+    # an object store is listed once here: unreachable or missing, it fails before any write
+    ray_storage = open_storage(resolve_storage(out, plan.spec.storage, storage, resume=resume))
     check_trackers(plan.spec.trackers, out)  # before anything is written or started
     with hold(out):  # one driver per results folder: a second one stops here, writing nothing
         reached("locked")
@@ -357,12 +362,12 @@ def _run_held(
     address: str | None,
     resume: bool,
     data_root: str | None,
-    ray_storage: str,
+    ray_storage: RayStorage,
     src: str,
 ) -> list[PhaseOutcome]:
     """:func:`run_sweep`'s work, once this driver holds ``out``."""
     prepare_output(out, text, resume=resume, src=src)
-    write_text(out / STORAGE_FILE, ray_storage + "\n")
+    write_text(out / STORAGE_FILE, ray_storage.uri + "\n")  # as given: query string and all
     init_ray(address)
     run = _Sweep(plan, text, out, resume, data_root, ray_storage)
     if plan.spec.mode == "grid":

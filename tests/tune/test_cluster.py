@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from replay import replay
+from s3_server import S3Server
 
 from bnorder.results import load, recorded_ids
 from bnorder.sweep.plan import make_plan
@@ -75,7 +76,7 @@ class LocalCluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     fault = tmp_path_factory.mktemp("fault")
     env = {
-        **os.environ,
+        **os.environ,  # with AWS_* (conftest.py): the nodes' trials reach the S3 bucket with them
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": secrets.token_hex(32),  # this cluster's own token, every process
         "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
@@ -123,12 +124,21 @@ def _sweep_file(folder: Path, **kw: object) -> Path:
     return path
 
 
-def _driver(c: LocalCluster, path: Path, out: Path, *extra: str) -> subprocess.Popen:
-    where = ["--out", str(out), "--address", c.address, "--storage", str(out.parent / "storage")]
+def _driver(
+    c: LocalCluster,
+    path: Path,
+    out: Path,
+    *extra: str,
+    storage: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
+    """The sweep's driver; Ray's storage is ``storage``, else a folder all nodes here share."""
+    storage = storage or str(out.parent / "storage")
+    where = ["--out", str(out), "--address", c.address, "--storage", storage]
     return subprocess.Popen(
         [sys.executable, "-m", "bnorder", "sweep", str(path), *where, *extra],
         # the driver is on the head's machine: loopback addresses, as the keeper's nodes
-        env={**c.env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
+        env={**c.env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -233,14 +243,14 @@ def test_driver_killed_then_resume_completes_without_duplicates(
 
 
 @pytest.mark.parametrize(
-    ("fuse", "resources"),
+    ("fuse", "resources", "bucket"),
     [
-        (1, "{cpu: 1, gpu: 0.5}"),  # four trials, two per node
-        (2, "{cpu: 2, gpu: 1}"),  # two fused arrays of two seeds, one per node
+        (1, "{cpu: 1, gpu: 0.5}", True),  # four trials, two per node; checkpoints in S3
+        (2, "{cpu: 2, gpu: 1}", False),  # two fused arrays of two seeds, one per node
     ],
 )
 def test_worker_node_killed_mid_sweep_its_trials_resume_on_the_other(
-    cluster: LocalCluster, tmp_path: Path, fuse: int, resources: str
+    cluster: LocalCluster, s3: S3Server, tmp_path: Path, fuse: int, resources: str, bucket: bool
 ) -> None:
     path = _sweep_file(
         tmp_path,
@@ -253,9 +263,16 @@ def test_worker_node_killed_mid_sweep_its_trials_resume_on_the_other(
         resources=resources,
     )
     out = tmp_path / "out"
-    proc = _driver(cluster, path, out)
-    # all four trials run at once, spread over both nodes; kill one once each has a checkpoint
-    _wait(lambda: sum(n >= 1 for n in _epoch_parts(out).values()) >= 4, proc)
+    storage = s3.uri(f"nodeloss-{fuse}") if bucket else None
+    # With a searcher, Ray Tune keeps one trial pending at a time: trials would start one by
+    # one, each after its actor imported torch, and the first could end before the last began.
+    proc = _driver(cluster, path, out, storage=storage, env={"TUNE_MAX_PENDING_TRIALS_PG": "4"})
+    # Killed once all four trials (fused: members) have a checkpoint and none has finished:
+    # they run at once then, two per node (fused: one array per node), so the victim has some.
+    _wait(
+        lambda: sum(n >= 1 for n in _epoch_parts(out).values()) >= 4 and not recorded_ids(out),
+        proc,
+    )
     victim = WORKER_IPS[0]
     cluster.kill(victim)
     try:
@@ -275,6 +292,11 @@ def test_worker_node_killed_mid_sweep_its_trials_resume_on_the_other(
     assert (
         epochs.groupby("trial_id").epoch.apply(sorted).map(lambda e: e == [1, 2, 3, 4, 5, 6]).all()
     )
+    if bucket:  # Ray's state and the checkpoints the moved trials came back from were there
+        objects = s3.listing(f"nodeloss-{fuse}")
+        assert any(o.endswith("/tuner.pkl") for o in objects)
+        assert any("/checkpoint_" in o for o in objects)
+        assert not (out.parent / "storage").exists()
 
 
 def test_adaptive_seed_batches_join_the_running_experiment_on_both_nodes(
