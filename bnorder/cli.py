@@ -238,6 +238,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         storage=args.storage,
         src=str(args.file),
     )
+    if any(o.unfinished for o in outcomes):  # Ctrl-C: Ray stopped the phase and saved it
+        raise KeyboardInterrupt
     print(f"sweep {spec.name}: done in {time.monotonic() - started:.0f}s")
     for o in outcomes:
         print(f"  phase {o.phase}: {o.trials} trials, {o.errors} failed, {o.seconds:.0f}s")
@@ -511,7 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bnorder {command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"bnorder {args.command}: interrupted", file=sys.stderr)
+        hint = "; `--resume` continues it" if args.command == "sweep" else ""
+        print(f"bnorder {args.command}: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

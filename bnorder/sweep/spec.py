@@ -217,6 +217,10 @@ class SweepSpec(_Strict):
         None  # Ray storage_path: a path, NFS mount, s3:// or gs://; default <output>/ray
     )
     tune: TuneSpec | None = None
+    # what stays of a trial once its rows are written: its checkpoints are deleted; "trial"
+    # keeps every trial's final weights, "arm_best" the best trial's per arm and phase
+    # (<output>/weights/, bnorder.tune.checkpoints)
+    keep_weights: Literal["none", "trial", "arm_best"] = "none"
     # experiment trackers every trial is also logged to (bnorder.sweep.trackers; README)
     trackers: Trackers = Trackers()
 

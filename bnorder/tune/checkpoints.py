@@ -4,7 +4,7 @@ Ray keeps a trial's last two checkpoints (model, optimiser, schedule, data RNG, 
 an exact resume needs) in its storage, local, NFS or object store, and never removes them: a
 10,000-trial study of the seed CNN would leave ~70 GB. Once a trial's rows are written it is
 never run again (a resumed driver finds the row and skips it, see ``trainable.run_trial``), so
-the recorder deletes its checkpoints then; disk use stays O(trials running).
+the recorder empties its checkpoint folders then; disk use stays O(trials running).
 
 ``keep_weights`` (a sweep key) saves what is worth keeping first, in the results folder:
 ``trial`` keeps every trial's final model weights, ``arm_best`` one file per arm, the final
@@ -29,19 +29,26 @@ STATE_FILE = "state.pt"  # trainable.STATE_FILE
 
 
 def drop_checkpoints(trial: Any) -> int:
-    """Delete the ``checkpoint_*`` folders of a finished trial wherever Ray stores them; the
-    trial's own small files (params, progress, results) stay. Returns how many went."""
+    """Empty the ``checkpoint_*`` folders of a finished trial wherever Ray stores them; the
+    trial's own small files (params, progress, results) stay. Returns how many were emptied.
+
+    The folders themselves stay, empty: a driver killed before Ray's next experiment snapshot
+    comes back believing the trial still runs, and Ray refuses to restore a trial whose latest
+    checkpoint folder is gone (the trial would fail and its row be overwritten). Restored, the
+    trainable finds the row and returns without opening the checkpoint.
+    """
     checkpoint = trial.checkpoint
     if checkpoint is None or not trial.path:
         return 0
     fs: pafs.FileSystem = checkpoint.filesystem
     infos = fs.get_file_info(pafs.FileSelector(trial.path, allow_not_found=True))
-    gone = 0
+    emptied = 0
     for info in infos:
         if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"):
-            fs.delete_dir(info.path)
-            gone += 1
-    return gone
+            fs.delete_dir_contents(info.path, missing_dir_ok=True)
+            fs.create_dir(info.path)  # object stores: the folder marker an empty folder needs
+            emptied += 1
+    return emptied
 
 
 def weights_file(out: Path, key: str) -> Path:

@@ -28,7 +28,9 @@ from bnorder.results.store import (
     write_result,
 )
 from bnorder.train import TrialResult
-from bnorder.tune.trainable import member_configs, member_ids, unwrap
+from bnorder.tune.checkpoints import drop_checkpoints, keep_weights
+from bnorder.tune.testpoints import reached
+from bnorder.tune.trainable import is_fused, member_configs, member_ids, unwrap
 
 __all__ = ["ArmProgress", "ResultsRecorder"]
 
@@ -65,6 +67,7 @@ class ResultsRecorder(Callback):
         epochs: dict[str, float] | None = None,
         most: dict[str, int] | None = None,
         print_every_s: float = 30.0,
+        keep_weights: str = "none",
         listeners: Sequence[Callable[[Any, list[TrialResult]], None]] = (),
     ) -> None:
         """``planned`` trials per arm (adaptive seeds: the fewest, up to ``most``), of
@@ -72,6 +75,8 @@ class ResultsRecorder(Callback):
         ``listeners`` (experiment trackers) get each Ray trial's results once its rows are
         written: ``listener(trial, [TrialResult, ...])``, one per member."""
         self.out, self.sweep, self.sweep_hash, self.phase = out, sweep, sweep_hash, phase
+        self.keep = keep_weights  # none | trial | arm_best (bnorder.tune.checkpoints)
+        self.kept: dict[str, float] = {}  # arm_best: the best validation accuracy kept
         self.arms = {arm: ArmProgress(n) for arm, n in planned.items()}
         self.arm_epochs = dict(epochs or {})
         self.most = dict(most or planned)
@@ -90,6 +95,7 @@ class ResultsRecorder(Callback):
         self.started = self._last_print = time.monotonic()
         self.epochs.clear()
         self.eta = self._new_eta()
+        self.kept.clear()
         for arm in self.arms.values():
             arm.running.clear()
             arm.done, arm.failed, arm.best_val = 0, 0, float("nan")
@@ -103,6 +109,9 @@ class ResultsRecorder(Callback):
                 if row.best_val_acc == row.best_val_acc and not arm.best_val >= row.best_val_acc:
                     arm.best_val = row.best_val_acc
                 self.eta.recorded(row.arm_id, row.wall_seconds, row.epochs_done)
+                if row.status == "ok" and row.best_val_acc == row.best_val_acc:
+                    key = f"{self.phase}/{row.arm_id}"
+                    self.kept[key] = max(self.kept.get(key, -1.0), row.best_val_acc)
         self.display = Display(f"[{self.sweep} {self.phase}]", self._total())
         self._update_display(force=True)
 
@@ -147,15 +156,24 @@ class ResultsRecorder(Callback):
         result.update(self._outcome(trial, members[0]["trial_id"], stopped=result.get("done")))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        tid = self._ids(trial)[0]
-        if not self.epochs.get(tid) and is_recorded(self.out, tid):
-            self._arm(trial).running.discard(trial.trial_id)
-            self.eta.drop(trial.trial_id)
-            return  # recorded before a driver restart; the trainable skipped it
-        self._finish(trial, error=None)
+        if not self._recorded_before(trial):
+            self._finish(trial, error=None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finish(trial, error=last_error(trial))
+        if not self._recorded_before(trial):
+            self._finish(trial, error=last_error(trial))
+
+    def _recorded_before(self, trial: Any) -> bool:
+        """A trial whose row was written before a driver restart, which Ray brought back from
+        an older experiment snapshot: the trainable returned at once (or Ray could not restore
+        it, its checkpoints being emptied); either way its row stands as it is."""
+        tid = self._ids(trial)[0]
+        if self.epochs.get(tid) or not is_recorded(self.out, tid):
+            return False
+        self._arm(trial).running.discard(trial.trial_id)
+        self.eta.drop(trial.trial_id)
+        self._careful("deleting its checkpoints", lambda: drop_checkpoints(trial))
+        return True
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._compact(final=True)  # the phase's rows into a file per table
@@ -177,7 +195,7 @@ class ResultsRecorder(Callback):
         last = trial.last_result or {}
         ids = self._ids(trial)
         self.eta.finish(trial.trial_id, members=len(ids))
-        execution = f"fused {len(ids)}" if "members" in config else "single"
+        execution = f"fused {len(ids)}" if is_fused(config) else "single"
         results = []
         for tid, fields in zip(ids, member_configs(config), strict=True):
             cfg = TrialConfig(**fields)
@@ -218,22 +236,50 @@ class ResultsRecorder(Callback):
                     "optuna_trial": meta.get("optuna_trial"),
                 },
             )
+            results.append(result)
+        # weights before rows: a row on disk means whatever was to be kept is kept
+        self._careful(
+            "keeping weights",
+            lambda: keep_weights(
+                trial, self.out, self.keep, [self._record(r) for r in results], self.kept
+            ),
+        )
+        for result in results:
             write_result(self.out, result)
             self._progress(trial, result)
-            if tid == ids[0] and trial.last_result:  # what ResultGrid and the state file show
-                s = result.summary()
-                trial.last_result.update(
-                    status=status,
-                    best_val_acc=s["best_val_acc"],
-                    test_acc_at_best_val=s["test_acc_at_best_val"],
-                )
-            results.append(result)
+        if results and trial.last_result:  # what ResultGrid and the state file show
+            s = results[0].summary()
+            trial.last_result.update(
+                status=results[0].status,
+                best_val_acc=s["best_val_acc"],
+                test_acc_at_best_val=s["test_acc_at_best_val"],
+            )
         for listener in self.listeners:
             try:  # a listener's error must not make Ray rewrite these rows as failed
                 listener(trial, results)
             except Exception as exc:
                 print(f"[{self.sweep} {self.phase}] warning: {listener}: {exc}", file=sys.stderr)
+        # recorded: never run again, even by a resumed driver
+        self._careful("deleting its checkpoints", lambda: drop_checkpoints(trial))
+        reached("emptied")
         self._compact()
+
+    def _careful(self, what: str, step: Callable[[], Any]) -> None:
+        """Storage trouble while keeping weights or cleaning up must not cost the row."""
+        try:
+            step()
+        except Exception as exc:  # a full disk, an object store that went away, ...
+            print(f"[{self.sweep} {self.phase}] warning: {what}: {exc}", file=sys.stderr)
+
+    def _record(self, result: TrialResult) -> dict[str, Any]:
+        """What a kept weights file says about its trial."""
+        return {
+            "trial_id": result.trial_id,
+            "arm_id": f"{self.phase}/{result.extra['arm_id']}",  # arm_best: one per phase
+            "config": result.config.model_dump(),
+            "status": result.status,
+            "best_val_acc": result.summary()["best_val_acc"],
+        }
 
     def _outcome(self, trial: Any, tid: str, *, stopped: bool = False) -> dict[str, Any]:
         """The row's verdict so far for Ray's own view of the trial: best validation accuracy,

@@ -8,6 +8,7 @@ ones continue from their last checkpoint, and results rows are never duplicated.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -220,7 +221,12 @@ class _Sweep:
             print(f"[{spec.name} {phase}] resuming {self.storage.show(name)}", flush=True)
             # the experiment brings back its own recorder, which re-reads its counts in setup()
             tuner = tune.Tuner.restore(
-                path, trainable=trainable, resume_errored=False, storage_filesystem=filesystem
+                path,
+                trainable=trainable,
+                resume_errored=False,
+                storage_filesystem=filesystem,
+                # given again so Ray can resolve each grid trial's meta (tune.sample_from)
+                param_space=param_space,
             )
         else:
             # after the recorder, which hands them each outcome once its rows are written
@@ -233,6 +239,7 @@ class _Sweep:
                 planned=planned,
                 epochs=epochs,
                 most=most,
+                keep_weights=spec.keep_weights,
                 listeners=[t.trial_finished for t in trackers],
             )
             tuner = tune.Tuner(
@@ -266,27 +273,37 @@ class _Sweep:
     def grid_phase(self, phase: str, trials: list[tuple[str, TrialConfig]]) -> PhaseOutcome:
         """Exactly these (arm, config) trials, as one grid_search axis; with ``fuse: K``, seed
         replicates of a point go together, up to K per Ray trial (``members``). With adaptive
-        seeds, ``trials`` are every seed a point may get and a searcher issues them."""
+        seeds, ``trials`` are every seed a point may get and a searcher issues them.
+
+        Ray's own grid generator issues them: a restored experiment re-creates the trials it
+        had not snapshotted under the same Ray IDs, so a trial that finished after the last
+        snapshot is found recorded and never runs twice. The config layout is the searchers'
+        (``trial`` or ``members``, and ``meta``), the bookkeeping looked up per trial."""
+        from ray import tune
+
         from bnorder.sweep.plan import fused_groups
-        from bnorder.tune.plan_searcher import PlanSearcher
 
         if self.plan.adaptive(phase) is not None:
             return self.adaptive_phase(phase, trials)
 
-        points = [
-            {"trial": cfgs[0].model_dump(), "meta": self.meta(phase, arm)}
-            if len(cfgs) == 1
-            else {"members": [c.model_dump() for c in cfgs], "meta": self.meta(phase, arm)}
-            for arm, cfgs in fused_groups(trials, self.plan.spec.fuse)
+        groups = fused_groups(trials, self.plan.spec.fuse)
+        key = "trial" if all(len(cfgs) == 1 for _, cfgs in groups) else "members"
+        values = [
+            cfgs[0].model_dump() if key == "trial" else [c.model_dump() for c in cfgs]
+            for _, cfgs in groups
         ]
+        meta = MetaOf(
+            {
+                point_key(v): self.meta(phase, arm)
+                for v, (arm, _) in zip(values, groups, strict=True)
+            }
+        )
         planned = dict(Counter(arm for arm, _ in trials))
         return self.run_phase(
             phase,
             planned,
-            {},
+            {key: tune.grid_search(values), "meta": tune.sample_from(meta)},
             epochs=mean_epochs(trials),
-            search_alg=PlanSearcher(points),
-            num_samples=len(points),
         )
 
     def adaptive_phase(self, phase: str, trials: list[tuple[str, TrialConfig]]) -> PhaseOutcome:
@@ -400,6 +417,8 @@ def _run_held(
     )
     # every study trial told from its row; when the phase ran to its end, none left RUNNING
     searcher.sync(final=tuned.unfinished == 0)
+    if tuned.unfinished:  # Ctrl-C: Ray saved the experiment and returned; evaluate later
+        raise KeyboardInterrupt
     reached("boundary")
     best: list[tuple[str, TrialConfig]] = []
     for arm in plan.arms:
@@ -411,17 +430,32 @@ def _run_held(
     return [tuned, run.grid_phase("evaluate", best)]
 
 
+def point_key(value: Any) -> str:
+    """A grid value (a trial's config, or a fused array's list of them) as a lookup key."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class MetaOf:
+    """A grid trial's ``meta``, resolved by Ray after the grid value (``tune.sample_from``)."""
+
+    metas: dict[str, dict[str, Any]]
+
+    def __call__(self, spec: Any) -> dict[str, Any]:
+        config = spec.config
+        return self.metas[point_key(config["trial"] if "trial" in config else config["members"])]
+
+
 def trial_dirname(trial: Any) -> str:
-    """``cnn-d4-conv-bn-relu-s3-<ray id>`` (a fused array: ``s0to3``): the arm and seeds a
-    trial folder holds, readable in TensorBoard's run list (Ray's default spells out the whole
-    config)."""
+    """``cnn-d4-conv-bn-relu-s3-<ray id>`` (a fused array: ``s0to3``): what a trial folder
+    holds, readable in TensorBoard's run list (Ray's default spells out the whole config).
+    Built from the trial's own config: when Ray names the folder, ``meta`` is not resolved."""
     from bnorder.tune.trainable import member_configs, unwrap
 
-    config = unwrap(trial.config)
-    seeds = [m["seed"] for m in member_configs(config)]
-    arm = config["meta"]["arm_id"].split("/", 1)[-1].replace("/", "-").replace("=", "")
+    members = member_configs(unwrap(trial.config))
+    first, seeds = members[0], [m["seed"] for m in members]
     seed = f"s{seeds[0]}" if len(seeds) == 1 else f"s{seeds[0]}to{seeds[-1]}"
-    return f"{arm}-{seed}-{trial.trial_id}"
+    return f"{first['arch']}-d{first['depth']}-{first['ordering']}-{seed}-{trial.trial_id}"
 
 
 def mean_epochs(trials: list[tuple[str, TrialConfig]]) -> dict[str, float]:

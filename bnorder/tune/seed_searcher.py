@@ -52,7 +52,7 @@ class SeedSearcher(Searcher):
         fuse: int = 1,
     ) -> None:
         # no metric for Ray to insist on: a restored trial whose rows exist returns at once,
-        # reporting none (as PlanSearcher and ArmSearcher)
+        # reporting none (as ArmSearcher)
         super().__init__(metric=None, mode="max")
         self.state, self.metas, self.out = state, metas, out
         self.sweep, self.phase, self.fuse = sweep, phase, fuse

@@ -21,6 +21,7 @@ from bnorder.train_fused import train_fused
 
 __all__ = [
     "REPORTED_INFO",
+    "is_fused",
     "member_configs",
     "member_ids",
     "run_trial",
@@ -51,10 +52,16 @@ def member_configs(config: dict[str, Any]) -> list[dict[str, Any]]:
     return config["members"] if "members" in config else [config["trial"]]
 
 
+def is_fused(config: dict[str, Any]) -> bool:
+    """A fused seed array: more than one member (a grid of fused arrays gives its leftover
+    seeds one-member lists, trained and named as lone trials)."""
+    return len(config.get("members", ())) > 1
+
+
 def member_ids(sweep: str, ray_trial_id: str, config: dict[str, Any]) -> list[str]:
     """Results ``trial_id`` of each member: ``<sweep>-<ray id>`` alone, ``...-m<k>`` fused."""
     base = trial_id_for(sweep, ray_trial_id)
-    if "members" not in config:
+    if not is_fused(config):
         return [base]
     return [f"{base}-m{k}" for k in range(len(config["members"]))]
 
@@ -112,7 +119,7 @@ def run_trial(config: dict[str, Any]) -> None:
 
     _inject_fault(meta["arm_id"])
     data_root = meta.get("data_root")
-    if "members" in config:
+    if is_fused(config):
         train_fused(cfgs, report, data_root=data_root, resume=resume, trial_ids=ids)
     else:
         train_trial(cfgs[0], report, data_root=data_root, resume=resume, trial_id=ids[0])

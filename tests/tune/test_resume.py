@@ -50,15 +50,15 @@ def _parts(out: Path) -> int:
 
 @pytest.mark.slow
 def test_sigkill_then_resume(sweep_file: Callable[..., Path], tmp_path: Path) -> None:
+    """Killed (driver and its Ray) just after the second trial's row is written and its
+    checkpoint folders emptied, before Ray's experiment snapshot says it ended: the resumed
+    driver finds it recorded and neither reruns it nor marks it failed."""
     path, out = sweep_file(SWEEP), tmp_path / "out"
     env = {**os.environ, "BNORDER_FAULT": f"{tmp_path / 'fault'}:1"}
-    proc = _sweep(path, out, env=env)
-    deadline = time.monotonic() + 300
-    while _parts(out) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert proc.poll() is None, f"sweep ended before it could be killed:\n{proc.stdout.read()}"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc = _sweep(path, out, env={**env, "BNORDER_KILL_AT": "emptied:2"})
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == -signal.SIGKILL, output
+    assert "[testpoints] killed at emptied" in output
     killed_at = _parts(out)
     assert 2 <= killed_at < 6
 

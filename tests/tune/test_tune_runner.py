@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 import torch
 
+from bnorder.config import TrialConfig
 from bnorder.errors import ConfigError
 from bnorder.results import load
 from bnorder.sweep.plan import make_plan
 from bnorder.sweep.spec import load_sweep
+from bnorder.train import train_trial
+from bnorder.tune.checkpoints import load_model, weights_file
 from bnorder.tune.runner import OPTUNA_FILE, run_sweep
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -45,7 +48,13 @@ tune:
     batch_size: {choice: [64, 256]}
   pruning: {min_epochs: 1, reduction_factor: 2}
 max_concurrent: 2
+keep_weights: arm_best
 """
+
+
+def checkpoint_files(out: Path) -> list[Path]:
+    """What is left in Ray's checkpoint folders (emptied, not removed: see checkpoints.py)."""
+    return [f for folder in out.rglob("checkpoint_*") for f in folder.rglob("*")]
 
 
 def _run(path: Path, out: Path, **kwargs: object) -> tuple[object, pd.DataFrame, pd.DataFrame]:
@@ -59,6 +68,7 @@ def _run(path: Path, out: Path, **kwargs: object) -> tuple[object, pd.DataFrame,
 def test_grid_sweep_rows_equal_the_plan(sweep_file: Callable[..., Path], tmp_path: Path) -> None:
     plan, trials, epochs = _run(sweep_file(GRID), tmp_path / "out")
     assert len(trials) == plan.trial_count("grid") == 8
+    assert not checkpoint_files(tmp_path / "out")  # emptied once rows are written
     assert trials.config_hash.is_unique
     assert set(trials.status) == {"ok"}
     assert set(trials.phase) == {"grid"}
@@ -151,6 +161,12 @@ def test_tuned_sweep_equal_budgets_validation_selection(
         assert set(picked.batch_size) == {best.batch_size}
     assert (tune_rows.status == "pruned").any()  # pruning happened, and was told as such
     _ray_view_matches(out / "ray", "tz", trials)
+    # keep_weights: arm_best: per arm and phase, the final weights of its best complete trial
+    assert not checkpoint_files(out)
+    for (phase, arm_id), rows in trials[trials.status == "ok"].groupby(["phase", "arm_id"]):
+        _, record = load_model(weights_file(out, f"{phase}/{arm_id}"))
+        assert record["trial_id"] == rows.loc[rows.best_val_acc.idxmax(), "trial_id"]
+    assert len(list((out / "weights").iterdir())) == 2 * len(plan.arms)
 
 
 def _ray_view_matches(storage: Path, sweep: str, trials: pd.DataFrame) -> None:
@@ -190,6 +206,7 @@ def test_fused_grid_sweep_records_each_member_once(
     """``fuse: 2`` with 3 seeds: per arm one fused Ray trial of 2 members and one lone trial;
     every member gets its own row, epochs and execution mode, equal to a lone trial's."""
     text = GRID.replace("seeds: 2", "seeds: 3").replace("name: g", "name: fz") + "fuse: 2\n"
+    text += "keep_weights: trial\n"
     plan, trials, epochs = _run(sweep_file(text), tmp_path / "out")
     assert len(trials) == plan.trial_count("grid") == 12
     assert trials.config_hash.is_unique
@@ -203,6 +220,28 @@ def test_fused_grid_sweep_records_each_member_once(
     # a fused member's metrics are its own: seeds 0 and 1 of an arm differ
     fused = trials[trials.execution == "fused 2"].sort_values(["arm_id", "seed"])
     assert fused.groupby("arm_id").final_train_loss.nunique().eq(2).all()
+    # keep_weights: trial: every member's final weights, and no checkpoint left behind
+    assert not checkpoint_files(tmp_path / "out")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the trials ran (cpu: 1): the same kernels, the same bits
+    try:
+        for row in trials.itertuples():
+            model, record = load_model(weights_file(tmp_path / "out", row.trial_id))
+            assert record["trial_id"] == row.trial_id
+            assert record["config"]["seed"] == row.seed
+            if row.execution == "single":  # exactly the weights a lone run ends with
+                states: list[dict] = []
+                train_trial(TrialConfig(**record["config"]), lambda ep, s=states: s.append(ep))
+                final = states[-1].state()["model"]
+                for name, tensor in model.state_dict().items():
+                    assert torch.equal(tensor, final[name]), name
+    finally:
+        torch.set_num_threads(threads)
+    pair = [load_model(weights_file(tmp_path / "out", t))[0] for t in fused.trial_id[:2]]
+    assert not all(
+        torch.equal(a, b)
+        for a, b in zip(pair[0].state_dict().values(), pair[1].state_dict().values(), strict=True)
+    )  # a fused member's weights are its own
 
 
 def test_diverged_trials_are_results_alone_or_fused(

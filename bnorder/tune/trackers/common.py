@@ -21,7 +21,7 @@ from bnorder.errors import BnorderError, ConfigError
 from bnorder.results.schema import EPOCH_SCHEMA
 from bnorder.results.store import epoch_rows_of
 from bnorder.train import TrialResult
-from bnorder.tune.trainable import member_configs, member_ids, unwrap
+from bnorder.tune.trainable import is_fused, member_configs, member_ids, unwrap
 
 __all__ = [
     "EPOCH_METRICS",
@@ -110,7 +110,7 @@ def members_of(trial: Any) -> list[Member]:
     config = unwrap(trial.config)
     meta = config["meta"]
     ids = member_ids(meta["sweep"], trial.trial_id, config)
-    execution = f"fused {len(ids)}" if "members" in config else "single"
+    execution = f"fused {len(ids)}" if is_fused(config) else "single"
     return [
         Member(tid, trial.trial_id, fields, meta, execution)
         for tid, fields in zip(ids, member_configs(config), strict=True)
