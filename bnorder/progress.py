@@ -152,14 +152,8 @@ class SweepEta:
             seconds = {a: w.members * epochs[a] * rates[a] for a, w in self.arms.items()}
             # arms take turns, as a grid's trials interleave; each trial goes to the first free
             # slot; the gaps between trials (concurrency below the slots) stretch the result
-            order = [
-                a
-                for k in range(max(pending.values(), default=0))
-                for a in pending
-                if k < pending[a]
-            ]
-            end = _makespan(remaining, [seconds[a] for a in order], slots)
-            ends.append(end * max(1.0, slots / parallel) if order else end)
+            end = _schedule(remaining, pending, seconds, slots)
+            ends.append(end * max(1.0, slots / parallel) if any(pending.values()) else end)
         return Estimate(*ends)
 
     def concurrency(self, now: float | None = None) -> float:
@@ -188,6 +182,48 @@ class SweepEta:
             self._busy += (now - self._mark) * (len(self.running) + (ending is not None))
         self._mark = now
         return now
+
+
+EXACT_UP_TO = 2048  # pending trials simulated one by one; beyond, all but the last few levelled
+
+
+def _schedule(
+    running: list[float], pending: dict[str, int], seconds: dict[str, float], slots: int
+) -> float:
+    """When the last pending trial ends, the arms taking turns (``pending`` trials per arm of
+    ``seconds`` each). Up to EXACT_UP_TO trials, each is placed on the first free slot; beyond,
+    the estimate is asked once per finished trial and that would cost O(N) each (O(N²) over a
+    sweep), so all but the last ``2 * slots + 64`` are spread evenly over the slots (water
+    filling, which greedy placement matches to within one trial), and those last are placed
+    one by one: O(arms + slots) per estimate."""
+    total = sum(pending.values())
+    if total <= EXACT_UP_TO:
+        order = [
+            a for k in range(max(pending.values(), default=0)) for a in pending if k < pending[a]
+        ]
+        return _makespan(running, [seconds[a] for a in order], slots)
+    tail: list[str] = []  # the round-robin order's last trials, latest first
+    k, keep = max(pending.values()) - 1, 2 * slots + 64
+    while len(tail) < keep and k >= 0:
+        tail += [a for a in reversed(list(pending)) if k < pending[a]][: keep - len(tail)]
+        k -= 1
+    head = sum(n * seconds[a] for a, n in pending.items()) - sum(seconds[a] for a in tail)
+    return _makespan(_level(running, slots, head), [seconds[a] for a in reversed(tail)], slots)
+
+
+def _level(running: list[float], slots: int, work: float) -> list[float]:
+    """Each slot's free time once ``work`` trial-seconds are poured into the earliest free."""
+    free = sorted(running) + [0.0] * max(0, slots - len(running))
+    free.sort()
+    filled, level = 0.0, free[0]
+    for i, f in enumerate(free):  # raise the lowest i slots to the next one's time
+        if filled + i * (f - level) >= work:
+            break
+        filled, level = filled + i * (f - level), f
+    else:
+        i = len(free)
+    level += (work - filled) / max(i, 1)
+    return [max(f, level) for f in free]
 
 
 def _makespan(running: list[float], trials: list[float], slots: int) -> float:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from bnorder import progress
 from bnorder.progress import ArmWork, Display, Estimate, SweepEta, duration, epoch_eta
 
 
@@ -136,6 +137,24 @@ def test_the_work_left_is_scheduled_on_the_slots_seen() -> None:
     assert est is not None
     assert eta.concurrency() == pytest.approx(4.0)
     assert est.mid == pytest.approx(2 * 8)  # 6 trials on 4 slots: two rounds, not 6 * 8 / 4
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_many_pending_trials_are_levelled_within_one_trial_of_the_exact_schedule(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past EXACT_UP_TO pending trials the estimate spreads all but the last few evenly (asked
+    once per finished trial, the one-by-one placement made a sweep O(N²)): it stays within one
+    trial of placing every trial on the first free slot."""
+    rng = random.Random(seed)
+    slots = rng.randint(1, 40)
+    pending = {f"a{i}": rng.randint(0, 400) for i in range(rng.randint(1, 12))}
+    seconds = {a: rng.uniform(1, 30) for a in pending}
+    running = [rng.uniform(0, 30) for _ in range(rng.randint(0, slots))]
+    exact = progress._schedule(running, pending, seconds, slots)
+    monkeypatch.setattr(progress, "EXACT_UP_TO", 0)
+    levelled = progress._schedule(running, pending, seconds, slots)
+    assert levelled == pytest.approx(exact, abs=max(seconds.values()))
 
 
 def test_fused_arrays_count_member_epochs() -> None:
