@@ -262,6 +262,8 @@ class ResultsRecorder(Callback):
         # recorded: never run again, even by a resumed driver
         self._careful("deleting its checkpoints", lambda: drop_checkpoints(trial))
         reached("emptied")
+        for tid in ids:  # on disk now; kept, a sweep's every epoch would stay in the driver
+            self.epochs.pop(tid, None)
         self._compact()
 
     def _careful(self, what: str, step: Callable[[], Any]) -> None:
