@@ -1,10 +1,11 @@
 """Checkpoints live only while a trial runs; a sweep may keep each trial's final weights.
 
-Ray keeps a trial's last two checkpoints (model, optimiser, schedule, data RNG, history: what
-an exact resume needs) in its storage, local, NFS or object store, and never removes them: a
-10,000-trial study of the seed CNN would leave ~70 GB. Once a trial's rows are written it is
-never run again (a resumed driver finds the row and skips it, see ``trainable.run_trial``), so
-the recorder empties its checkpoint folders then; disk use stays O(trials running).
+Ray keeps a trial's checkpoints, one per epoch (model, optimiser, schedule, data RNG, history:
+what an exact resume needs; ``num_to_keep`` is off, see runner.py), in its storage, local, NFS
+or object store, and never removes them: a 10,000-trial study of the seed CNN, 10 epochs each,
+would leave ~350 GB. Once a trial's rows are written it is never run again (a resumed driver finds
+the row and skips it, see ``trainable.run_trial``), so the recorder empties its checkpoint folders
+then; disk use stays O(trials running × epochs).
 
 ``keep_weights`` (a sweep key) saves what is worth keeping first, in the results folder:
 ``trial`` keeps every trial's final model weights, ``arm_best`` one file per arm, the final

@@ -117,9 +117,6 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     interfaces, and Ray (since 2.59) turns token authentication on for new local instances
     unless ``RAY_AUTH_MODE=disabled``. On a cluster the nodes' settings rule (cluster/README.md).
     """
-    # Few kept checkpoints force frequent experiment snapshots: intended (resume stays in step
-    # with the checkpoints), so Ray's warning about it is noise.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # bnorder prints its own progress
     if address is None:
         _loopback_only()
@@ -258,10 +255,13 @@ class _Sweep:
                     verbose=0,
                     callbacks=[recorder, *trackers],
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                    # 2, not 1: Ray snapshots the experiment whenever a trial has saved
-                    # num_to_keep checkpoints since the last snapshot (~0.05 s each); 2 halves
-                    # that and keeps disk at two checkpoints per trial.
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                    # Ray deletes none of a running trial's checkpoints; the recorder empties
+                    # them once its row is written. With num_to_keep, Ray deletes the
+                    # checkpoint its last snapshot names before the next snapshot is stored
+                    # (an object store: a second or more), and a driver killed then resumes
+                    # the trial from nothing: it fails ("does not exist on storage anymore").
+                    # The price: one checkpoint per epoch per running trial, meanwhile.
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                 ),
             )
         grid = tuner.fit()

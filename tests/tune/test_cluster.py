@@ -125,12 +125,7 @@ def _sweep_file(folder: Path, **kw: object) -> Path:
 
 
 def _driver(
-    c: LocalCluster,
-    path: Path,
-    out: Path,
-    *extra: str,
-    storage: str | None = None,
-    env: dict[str, str] | None = None,
+    c: LocalCluster, path: Path, out: Path, *extra: str, storage: str | None = None
 ) -> subprocess.Popen:
     """The sweep's driver; Ray's storage is ``storage``, else a folder all nodes here share."""
     storage = storage or str(out.parent / "storage")
@@ -138,7 +133,7 @@ def _driver(
     return subprocess.Popen(
         [sys.executable, "-m", "bnorder", "sweep", str(path), *where, *extra],
         # the driver is on the head's machine: loopback addresses, as the keeper's nodes
-        env={**c.env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **(env or {})},
+        env={**c.env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -264,9 +259,7 @@ def test_worker_node_killed_mid_sweep_its_trials_resume_on_the_other(
     )
     out = tmp_path / "out"
     storage = s3.uri(f"nodeloss-{fuse}") if bucket else None
-    # With a searcher, Ray Tune keeps one trial pending at a time: trials would start one by
-    # one, each after its actor imported torch, and the first could end before the last began.
-    proc = _driver(cluster, path, out, storage=storage, env={"TUNE_MAX_PENDING_TRIALS_PG": "4"})
+    proc = _driver(cluster, path, out, storage=storage)
     # Killed once all four trials (fused: members) have a checkpoint and none has finished:
     # they run at once then, two per node (fused: one array per node), so the victim has some.
     _wait(
@@ -292,10 +285,10 @@ def test_worker_node_killed_mid_sweep_its_trials_resume_on_the_other(
     assert (
         epochs.groupby("trial_id").epoch.apply(sorted).map(lambda e: e == [1, 2, 3, 4, 5, 6]).all()
     )
-    if bucket:  # Ray's state and the checkpoints the moved trials came back from were there
+    if bucket:  # the moved trials came back from their checkpoints there, since emptied
         objects = s3.listing(f"nodeloss-{fuse}")
         assert any(o.endswith("/tuner.pkl") for o in objects)
-        assert any("/checkpoint_" in o for o in objects)
+        assert not [o for o in objects if "/checkpoint_" in o]
         assert not (out.parent / "storage").exists()
 
 
