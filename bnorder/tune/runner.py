@@ -73,7 +73,21 @@ def prepare_output(out: Path, text: str, *, resume: bool, src: str) -> None:
 
 
 def check_storage(storage: str) -> str:
-    """``storage`` if Ray can write there (a path, or a scheme in REMOTE_STORAGE)."""
+    """``storage`` if Ray can write there (a path, or a scheme in REMOTE_STORAGE), and holds
+    no credentials (they would be printed, and stored in the results folder for --resume)."""
+    if "://" in storage:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(storage)
+        if parts.username or parts.password:
+            shown = f"{parts.scheme}://***@{parts.hostname}{parts.path}"
+            raise ConfigError(
+                "--storage",
+                shown,
+                "must not hold credentials:",
+                hint="give them in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), "
+                "an instance profile or workload identity",
+            )
     if "://" in storage and not storage.startswith(REMOTE_STORAGE):
         raise ConfigError(
             "--storage",
@@ -440,6 +454,9 @@ class MetaOf:
     """A grid trial's ``meta``, resolved by Ray after the grid value (``tune.sample_from``)."""
 
     metas: dict[str, dict[str, Any]]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> MetaOf:
+        return self
 
     def __call__(self, spec: Any) -> dict[str, Any]:
         config = spec.config

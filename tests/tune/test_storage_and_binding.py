@@ -32,6 +32,16 @@ def test_unsupported_storage_scheme_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in message
 
 
+def test_credentials_in_the_storage_uri_are_refused_and_not_echoed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_storage(tmp_path, None, "s3://AKIAKEY:s3cr3t@bucket/x", resume=False)
+    message = str(info.value)
+    assert "must not hold credentials" in message
+    assert "s3cr3t" not in message
+    assert "AKIAKEY" not in message
+    assert not (tmp_path / STORAGE_FILE).exists()
+
+
 def test_resume_uses_the_recorded_storage_and_refuses_another(tmp_path: Path) -> None:
     (tmp_path / STORAGE_FILE).write_text("s3://bucket/first\n")
     assert resolve_storage(tmp_path, None, None, resume=True) == "s3://bucket/first"
