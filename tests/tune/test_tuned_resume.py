@@ -20,6 +20,7 @@ import optuna
 import pandas as pd
 import pytest
 from test_resume import _sweep
+from test_tune_runner import TUNED as TUNED_TZ
 
 from bnorder.results import load
 from bnorder.sweep.plan import make_plan
@@ -27,22 +28,8 @@ from bnorder.sweep.spec import load_sweep
 from bnorder.tune.driver_lock import LOCK_FILE
 from bnorder.tune.runner import OPTUNA_FILE
 
-TUNED = """
-name: tk
-mode: tuned
-datasets: [synthetic]
-archs: [mlp]
-orderings: [case1, case2]
-fixed: {depth: 1, width: 8, epochs: 3, device: cpu}
-tune:
-  trials_per_arm: 4
-  eval_seeds: 2
-  space:
-    lr: {log_uniform: [0.0001, 0.3]}
-    batch_size: {choice: [64, 256]}
-  pruning: {min_epochs: 1, reduction_factor: 2}
-max_concurrent: 2
-"""
+# the tuned sweep of test_tune_runner (2 arms x 4 trials, pruning, 2 at a time), its own name
+TUNED = TUNED_TZ.replace("name: tz", "name: tk").replace("keep_weights: arm_best\n", "")
 
 STATE = {"ok": "COMPLETE", "diverged": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}
 
