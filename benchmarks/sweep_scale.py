@@ -1,0 +1,295 @@
+"""Sweeps of many trivial trials: bnorder's driver against bare Ray Tune, side by side, per N.
+
+Each trial reports EPOCHS epochs at once, a small checkpoint with each (no training, no torch):
+what is left is the driver's own work. bnorder's path is the real ``run_sweep`` (grid phase,
+ResultsRecorder writing Parquet parts, compaction every 64 trials and at the end, checkpoints
+emptied, progress lines and ETA) with only the trainable swapped for the instant one; bare Ray
+Tune runs the same instant trainable in a plain Tuner, at the same concurrency. Trials ask for
+``cpu: 1/8``, so 8 per core run at once.
+
+Per N and path: wall seconds per trial, the driver's peak RSS and its growth per 1,000 trials,
+Ray's experiment snapshots (``TuneController.save_to_dir``, timed by a wrapper), and for bnorder
+``bnorder.load`` and bytes on disk per trial (results folder and Ray storage apart). Targets:
+overhead <= 1.1x bare Ray Tune at 1,000 trials; driver growth <= 50 MB per 1,000 trials.
+
+    uv run python benchmarks/sweep_scale.py            # N = 100, 1,000
+    uv run python benchmarks/sweep_scale.py --full     # and 5,000
+    uv run python benchmarks/sweep_scale.py --quick    # N = 100
+    uv run python benchmarks/sweep_scale.py --n 1000 --only bnorder   # one path per process
+    uv run python benchmarks/sweep_scale.py --n 1000 --profile driver.prof   # cProfile bnorder
+
+Time it on a quiet machine: Ray's trial workers run at nice 15, and on a shared 2-core machine
+two runs minutes apart differed ~2x. RSS growth during a run includes one-off allocations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import logging
+import os
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bnorder.tune.trainable
+from bnorder.results import load
+from bnorder.sweep.plan import make_plan
+from bnorder.sweep.spec import load_sweep
+from bnorder.tune.runner import init_ray, run_sweep  # configures Ray: import ray only after it
+
+EPOCHS = 3  # a few reports per trial: the recorder writes epoch parts on each
+CPU = 0.125  # 1/k, as Ray packs it; 8 trials per core
+CHECKPOINT_BYTES = 4096  # a stand-in state file: the bytes are not the point, the files are
+
+
+def instant_trial(config: dict) -> None:
+    """bnorder's trainable protocol (metrics the recorder reads, a checkpoint per epoch)
+    without training: an epoch is a report."""
+    from ray import tune
+
+    trial = config.get("point", config)["trial"]
+    for epoch in range(1, trial["epochs"] + 1):
+        acc = 0.5 + 0.1 * epoch
+        metrics = {
+            "epoch": epoch, "train_loss": 1.0 / epoch, "train_acc": acc, "val_loss": 1.0 / epoch,
+            "val_acc": acc, "test_loss": 1.0 / epoch, "test_acc": acc, "lr_end": 0.1,
+            "train_seconds": 0.0, "eval_seconds": 0.0, "images_per_s": 0.0,
+            "status": "ok", "n_params": 10, "device_name": "cpu", "data_source": "instant",
+            "wall_seconds": 0.0, "gpu_peak_mib": None, "restarts": 0,
+        }  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="bnorder-ckpt-") as folder:
+            Path(folder, "state.pt").write_bytes(b"\0" * CHECKPOINT_BYTES)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+# ------------------------------------------------------------------------- measuring the driver
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class PeakRss:
+    """The driver's RSS sampled every 0.1 s while the block runs: before and peak, in MB."""
+
+    def __enter__(self) -> PeakRss:
+        self.before = self.peak = rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, rss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mb())
+
+
+SNAPSHOTS: list[float] = []  # seconds of each TuneController.save_to_dir
+
+
+def time_snapshots() -> None:
+    from ray.tune.execution.tune_controller import TuneController
+
+    save = TuneController.save_to_dir
+
+    def timed(self: TuneController) -> None:
+        started = time.perf_counter()
+        save(self)
+        SNAPSHOTS.append(time.perf_counter() - started)
+
+    TuneController.save_to_dir = timed
+
+
+@dataclass
+class Run:
+    path: str
+    n: int
+    wall_s: float
+    rss: PeakRss
+    snapshots: list[float]
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def measured(path: str, n: int, fn: Callable[[], None]) -> Run:
+    SNAPSHOTS.clear()
+    with PeakRss() as rss:
+        started = time.perf_counter()
+        fn()
+        wall = time.perf_counter() - started
+    return Run(path, n, wall, rss, list(SNAPSHOTS))
+
+
+def tree_bytes(folder: Path) -> int:
+    return sum(
+        os.lstat(os.path.join(root, name)).st_size
+        for root, _, names in os.walk(folder)
+        for name in names
+    )
+
+
+# ------------------------------------------------------------------------- the two paths
+def run_bare(n: int, folder: Path) -> Run:
+    from ray import tune
+
+    def fit() -> None:
+        tuner = tune.Tuner(
+            tune.with_resources(instant_trial, {"cpu": CPU}),
+            param_space={
+                "trial": tune.grid_search([{"epochs": EPOCHS, "seed": s} for s in range(n)])
+            },
+            tune_config=tune.TuneConfig(max_concurrent_trials=concurrency(), reuse_actors=True),
+            run_config=tune.RunConfig(name="bare", storage_path=str(folder), verbose=0),
+        )
+        grid = tuner.fit()
+        if len(grid) != n or grid.errors:
+            raise RuntimeError(f"bare Ray Tune: {len(grid.errors)} of {len(grid)} trials failed")
+
+    run = measured("bare Ray Tune", n, fit)
+    run.extra["ray_bytes"] = tree_bytes(folder)
+    return run
+
+
+def run_bnorder(n: int, folder: Path, profile: str | None = None) -> Run:
+    path = folder / "scale.yaml"
+    path.write_text(
+        textwrap.dedent(f"""
+        name: scale
+        mode: grid
+        datasets: [synthetic]
+        archs: [mlp]
+        orderings: [case1]
+        fixed: {{depth: 1, width: 4, epochs: {EPOCHS}, device: cpu}}
+        seeds: {n}
+        resources: {{cpu: {CPU}}}
+        max_concurrent: {concurrency()}
+    """)
+    )
+    spec, text = load_sweep(path)
+    out = folder / "out"
+    real = bnorder.tune.trainable.run_trial
+    bnorder.tune.trainable.run_trial = instant_trial  # the runner looks it up per phase
+    profiler = cProfile.Profile() if profile else None
+    try:
+        if profiler:
+            profiler.enable()
+        run = measured("bnorder sweep", n, lambda: _sweep(spec, text, out, path, n))
+    finally:
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(profile)
+        bnorder.tune.trainable.run_trial = real
+    started = time.perf_counter()
+    for _ in range(3):
+        load(out)
+    run.extra["load_s"] = (time.perf_counter() - started) / 3
+    run.extra["ray_bytes"] = tree_bytes(out / "ray")
+    run.extra["results_bytes"] = tree_bytes(out) - run.extra["ray_bytes"]
+    return run
+
+
+def _sweep(spec: object, text: str, out: Path, path: Path, n: int) -> None:
+    # a progress line per finished trial is written (its cost counts), not shown
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        (outcome,) = run_sweep(make_plan(spec), text, out=out, src=str(path))
+    if outcome.trials != n or outcome.errors:
+        raise RuntimeError(f"bnorder: {outcome.errors} of {outcome.trials} trials failed")
+
+
+def concurrency() -> int:
+    return round((os.cpu_count() or 1) / CPU)
+
+
+# ------------------------------------------------------------------------- report
+def report(bare: Run, ours: Run) -> list[str]:
+    ratio = ours.wall_s / bare.wall_s
+    return [row(bare), row(ours), f"{'':>6}  bnorder / bare Ray Tune per trial: {ratio:.2f}x"]
+
+
+def row(run: Run) -> str:
+    snaps = run.snapshots
+    mean, most = (sum(snaps) / len(snaps), max(snaps)) if snaps else (0.0, 0.0)
+    snap = f"{len(snaps):>4} x {mean * 1000:>6.1f} ms mean {most * 1000:>6.1f} ms max"
+    growth = (run.rss.peak - run.rss.before) / run.n * 1000
+    results = run.extra.get("results_bytes", float("nan") * run.n)
+    load_s = run.extra.get("load_s", float("nan"))
+    return (
+        f"{run.n:>6}  {run.path:<14} {run.wall_s:>8.1f} {run.wall_s / run.n * 1000:>8.1f}"
+        f"  {run.rss.peak:>7.0f} {growth:>8.1f}  {snap}"
+        f"  {run.extra['ray_bytes'] / run.n / 1024:>7.1f}  {results / run.n / 1024:>7.2f}"
+        f"  {load_s:>6.3f}"
+    )
+
+
+HEADER = (
+    f"{'N':>6}  {'path':<14} {'wall s':>8} {'ms/trial':>8}  {'peak MB':>7} {'MB/1k':>8}"
+    f"  {'experiment snapshots':<37}  {'ray KB':>7}  {'res KB':>7}  {'load s':>6}"
+)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="N = 100 only")
+    p.add_argument("--full", action="store_true", help="N = 100, 1,000 and 5,000")
+    p.add_argument("--n", type=int, nargs="*", help="trial counts (default 100 1000)")
+    p.add_argument(
+        "--only",
+        choices=("bare", "bnorder"),
+        help="one path alone (its driver memory without the other's leftovers in the process)",
+    )
+    p.add_argument("--profile", help="cProfile bnorder's driver into this file (last N)")
+    args = p.parse_args()
+    sizes = args.n or ([100] if args.quick else [100, 1000, 5000] if args.full else [100, 1000])
+    init_ray(None)
+    # the runner's grid meta (tune.sample_from taking the spec) warns once per trial
+    logging.getLogger("ray.tune.search.sample").setLevel(logging.ERROR)
+    time_snapshots()
+    print(
+        f"trivial trials ({EPOCHS} instant epochs, a checkpoint each), cpu {CPU} per trial,"
+        f" {concurrency()} at once, on {os.cpu_count()} CPUs; MB/1k: driver RSS growth during"
+        " the run per 1,000 trials; KB: on disk per trial",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="bnorder-sweep-scale-") as tmp:
+        run_bare(2 * concurrency(), Path(tmp))  # Ray's worker processes started, not timed
+    print(HEADER, flush=True)
+    before: tuple[Run, Run] | None = None
+    for n in sizes:
+        if args.only:
+            with tempfile.TemporaryDirectory(prefix="bnorder-sweep-scale-") as tmp:
+                run = (
+                    run_bare(n, Path(tmp) / "bare")
+                    if args.only == "bare"
+                    else run_bnorder(n, Path(tmp), args.profile)
+                )
+            print(row(run), flush=True)
+            continue
+        with tempfile.TemporaryDirectory(prefix="bnorder-sweep-scale-") as tmp:
+            bare = run_bare(n, Path(tmp) / "bare")
+        with tempfile.TemporaryDirectory(prefix="bnorder-sweep-scale-") as tmp:
+            ours = run_bnorder(n, Path(tmp), args.profile if n == sizes[-1] else None)
+        print("\n".join(report(bare, ours)), flush=True)
+        if before is not None:  # one-off imports and Ray's warm-up are in the smaller N's peak
+            growth = [
+                (now.rss.peak - then.rss.peak) / (now.n - then.n) * 1000
+                for then, now in zip(before, (bare, ours), strict=True)
+            ]
+            print(
+                f"{'':>6}  driver peak from N={before[0].n}: bare {growth[0]:+.1f},"
+                f" bnorder {growth[1]:+.1f} MB per 1,000 trials (target <= 50)",
+                flush=True,
+            )
+        before = bare, ours
+
+
+if __name__ == "__main__":
+    main()
