@@ -478,8 +478,9 @@ class MetaOf:
     def __deepcopy__(self, memo: dict[int, Any]) -> MetaOf:
         return self
 
-    def __call__(self, spec: Any) -> dict[str, Any]:
-        config = spec.config
+    def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
+        # Ray passes the trial's config (a function of Ray's older ``spec`` form is deprecated,
+        # with a warning per trial)
         return self.metas[point_key(config["trial"] if "trial" in config else config["members"])]
 
 
