@@ -171,14 +171,17 @@ class Replication:
 
     # ---------------------------------------------------------------- issuing
     def next_batch(self, k: int) -> tuple[Unit, list[int]] | None:
-        """Up to ``k`` seeds for the first unit still owed some, or None."""
-        for key, unit in self.units.items():
-            owed = self.target[key] - len(self.issued[key])
-            if owed > 0:
-                fresh = [s for s in self.seeds if s not in self.issued[key]][: min(k, owed)]
-                self.issued[key] += fresh
-                return unit, fresh
-        return None
+        """Up to ``k`` seeds for the unit still owed some that has the fewest so far (the first
+        such in plan order), or None. Units take turns: every arm has a run early, so partial
+        results cover them all and the ETA times each kind of model from the start."""
+        owed = [key for key in self.units if self.target[key] > len(self.issued[key])]
+        if not owed:
+            return None
+        key = min(owed, key=lambda u: len(self.issued[u]))
+        want = self.target[key] - len(self.issued[key])
+        fresh = [s for s in self.seeds if s not in self.issued[key]][: min(k, want)]
+        self.issued[key] += fresh
+        return self.units[key], fresh
 
     def record(self, key: str, seed: int, score: float) -> None:
         """A finished seed's score (NaN for a failed run); seeds found on disk count as issued."""
