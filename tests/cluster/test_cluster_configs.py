@@ -394,7 +394,10 @@ SECRET_PATTERNS = {
     "AWS access key id": r"\bA(?:KIA|SIA)[0-9A-Z]{16}\b",
     "private key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
     "service account key": r"\"private_key(?:_id)?\"\s*:",
-    "AWS secret key": r"(?i)aws_secret_access_key",
+    # a value given to the variable; naming it (`export AWS_SECRET_ACCESS_KEY=$(...)`, a
+    # Secret's env entry) is how the docs say to pass keys
+    "AWS secret key": r"(?i)aws_secret_access_key[\"']?\s*[:=]\s*[\"']?"
+    r"(?![$<{(])[A-Za-z0-9/+]{16,}",
     "Ray token (token_hex(32))": r"(?<!sha256:)\b[0-9a-f]{64}\b",
     # a literal after `token=`/`secret:`...; `$VAR`, `$(cmd)`, `<placeholder>`, paths are fine
     "assigned literal": r"(?i)(?:token|secret|password|passwd|api_key)[\"']?\s*[:=]\s*[\"']?"
@@ -415,6 +418,8 @@ def find_secrets(text: str) -> list[str]:
         secrets.token_hex(32),
         "auth_token: " + "s3cr3t" * 3,
         "--from-literal=auth_token=" + "hunter22hunter22",
+        "AWS_SECRET_ACCESS_KEY=" + "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY",
+        "aws_secret_access_key: " + "Zm9vYmFyYmF6cXV4cXV1eA",
     ],
 )
 def test_secret_scan_flags_a_planted_secret(text: str) -> None:
@@ -429,6 +434,9 @@ def test_secret_scan_flags_a_planted_secret(text: str) -> None:
         "RAY_AUTH_MODE=token",
         "/home/ray/.ray/auth_token: ~/.ray/auth_token",
         "secretName: bnorder-ray-auth",
+        "export AWS_SECRET_ACCESS_KEY=$(aws secretsmanager get-secret-value --secret-id x)",
+        "- name: AWS_SECRET_ACCESS_KEY",
+        "as `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` in the environment",
     ],
 )
 def test_secret_scan_passes_references(text: str) -> None:

@@ -7,6 +7,8 @@ Fashion-MNIST, and the errors for a dataset that is missing (offline or with a f
 from __future__ import annotations
 
 import re
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -283,7 +285,7 @@ def test_incomplete_dataset_is_missing(
 
 
 @pytest.fixture
-def downloads_fail_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+def downloads_fail_fast(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Downloads allowed, but every HTTP(S) request goes to a closed local port: the download
     fails at once, here and on machines with internet access alike."""
     monkeypatch.delenv("BNORDER_OFFLINE")
@@ -291,6 +293,10 @@ def downloads_fail_fast(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(var, "http://127.0.0.1:9")
     for var in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(var, raising=False)
+    yield
+    # urlopen's global opener reads the proxies once, when first built: left in place, it
+    # would send every later request of this process (tests' local servers) to that port
+    urllib.request.install_opener(None)
 
 
 @pytest.mark.usefixtures("downloads_fail_fast")
