@@ -118,19 +118,19 @@ def test_results_scale_runs_quick() -> None:
 
 @pytest.mark.slow
 def test_sweep_scale_runs_quick() -> None:
-    """The sweep benchmark runs 100 instant trials through bnorder's driver and a bare Tuner,
+    """The sweep benchmark runs 24 instant trials through bnorder's driver and a bare Tuner,
     and prints both rows (no timing asserted: that is what it prints)."""
     import subprocess
 
     proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "sweep_scale.py"), "--quick"],
+        [sys.executable, str(BENCHMARKS / "sweep_scale.py"), "--n", "24"],
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr
     rows = {" ".join(line.split()[:3]): line.split() for line in proc.stdout.splitlines()}
-    assert "100 bare Ray" in rows
-    ours = rows["100 bnorder sweep"]
-    assert float(ours[-1]) > 0  # bnorder.load of the 100 trials' rows
+    assert "24 bare Ray" in rows
+    ours = rows["24 bnorder sweep"]
+    assert float(ours[-1]) > 0  # bnorder.load of the 24 trials' rows
     assert "bnorder / bare Ray Tune per trial:" in proc.stdout
