@@ -80,8 +80,7 @@ class TrialResult:
         """Final and best-validation metrics. Model selection uses validation only; the test
         accuracy at the best-validation epoch is reported, never the best test accuracy."""
         last = self.epochs[-1] if self.epochs else {}
-        scored = [e for e in self.epochs if not math.isnan(e.get("val_acc", math.nan))]
-        best = max(scored, key=lambda e: e["val_acc"]) if scored else {}
+        best = best_val_epoch(self.epochs)
         return {
             "epochs_done": len(self.epochs),
             "final_train_loss": last.get("train_loss", math.nan),
@@ -93,6 +92,13 @@ class TrialResult:
             "best_val_epoch": best.get("epoch"),
             "test_acc_at_best_val": best.get("test_acc", math.nan),
         }
+
+
+def best_val_epoch(epochs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The epoch with the highest validation accuracy (NaN epochs skipped), or ``{}``: the one
+    model-selection rule of rows, Ray's view of a trial and the trackers."""
+    scored = [e for e in epochs if not math.isnan(e.get("val_acc", math.nan))]
+    return max(scored, key=lambda e: e["val_acc"]) if scored else {}
 
 
 def build_model(cfg: TrialConfig) -> nn.Module:

@@ -27,7 +27,7 @@ from bnorder.results.store import (
     write_epochs,
     write_result,
 )
-from bnorder.train import TrialResult
+from bnorder.train import TrialResult, best_val_epoch
 from bnorder.tune.checkpoints import drop_checkpoints, keep_weights
 from bnorder.tune.testpoints import reached
 from bnorder.tune.trainable import is_fused, member_configs, member_ids, unwrap
@@ -287,8 +287,7 @@ class ResultsRecorder(Callback):
         """The row's verdict so far for Ray's own view of the trial: best validation accuracy,
         test accuracy at that epoch, and status (the first member's, for a fused array)."""
         epochs = [e for _, e in sorted(self._known_epochs(tid).items())]
-        scored = [e for e in epochs if e.get("val_acc") == e.get("val_acc")]
-        best = max(scored, key=lambda e: e["val_acc"]) if scored else {}
+        best = best_val_epoch(epochs)
         outcome = {
             "best_val_acc": best.get("val_acc", math.nan),
             "test_acc_at_best_val": best.get("test_acc", math.nan),
