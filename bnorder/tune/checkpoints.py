@@ -1,11 +1,20 @@
-"""Checkpoints live only while a trial runs; a sweep may keep each trial's final weights.
+"""Checkpoints live only while a trial runs, one per running trial; a sweep may keep each
+trial's final weights.
 
-Ray keeps a trial's checkpoints, one per epoch (model, optimiser, schedule, data RNG, history:
-what an exact resume needs; ``num_to_keep`` is off, see runner.py), in its storage, local, NFS
-or object store, and never removes them: a 10,000-trial study of the seed CNN, 10 epochs each,
-would leave ~350 GB. Once a trial's rows are written it is never run again (a resumed driver finds
-the row and skips it, see ``trainable.run_trial``), so the recorder empties its checkpoint folders
-then; disk use stays O(trials running × epochs).
+A trial reports a checkpoint after every epoch (model, optimiser, schedule, data RNG, history:
+what an exact resume needs) to Ray's storage, local, NFS or object store. Ray would keep them
+all (``num_to_keep`` stays off, see runner.py): a 10,000-trial study of the seed CNN, 10 epochs
+each, would leave ~350 GB. So the recorder empties them:
+
+- each new checkpoint empties the trial's older ones: a running trial holds one (two for the
+  instant between Ray storing the new one and the recorder hearing of it);
+- once a trial's rows are written it is never run again (a resumed driver finds the row and
+  skips it, see ``trainable.run_trial``), and its last one is emptied too.
+
+Disk use stays O(trials running). Folders are emptied, not removed: Ray's experiment snapshot
+may name an older checkpoint than the newest (it is stored every few seconds), and Ray refuses
+to restore a trial whose named checkpoint folder is gone. Restored to an emptied one, the
+trainable resumes from the trial's newest state instead (:func:`newest_state`).
 
 ``keep_weights`` (a sweep key) saves what is worth keeping first, in the results folder:
 ``trial`` keeps every trial's final model weights, ``arm_best`` one file per arm, the final
@@ -23,33 +32,78 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-__all__ = ["WEIGHTS", "drop_checkpoints", "keep_weights", "load_model", "weights_file"]
+__all__ = [
+    "WEIGHTS",
+    "drop_checkpoints",
+    "keep_weights",
+    "load_model",
+    "resume_candidates",
+    "weights_file",
+]
 
 WEIGHTS = "weights"  # <out>/weights/
 STATE_FILE = "state.pt"  # trainable.STATE_FILE
 
 
-def drop_checkpoints(trial: Any) -> int:
-    """Empty the ``checkpoint_*`` folders of a finished trial wherever Ray stores them; the
-    trial's own small files (params, progress, results) stay. Returns how many were emptied.
+def drop_checkpoints(trial: Any, keep: Any = None) -> int:
+    """Empty the ``checkpoint_*`` folders of a trial wherever Ray stores them, but ``keep`` (a
+    running trial's newest checkpoint, just stored); the trial's own small files (params,
+    progress, results) stay. Returns how many folders were emptied.
 
-    The folders themselves stay, empty: a driver killed before Ray's next experiment snapshot
-    comes back believing the trial still runs, and Ray refuses to restore a trial whose latest
-    checkpoint folder is gone (the trial would fail and its row be overwritten). Restored, the
-    trainable finds the row and returns without opening the checkpoint.
+    One listing of the trial's folder; folders already empty are left alone, so each epoch of a
+    trial costs one listing and one emptied folder, not one per epoch so far.
     """
-    checkpoint = trial.checkpoint
+    checkpoint = keep if keep is not None else trial.checkpoint
     if checkpoint is None or not trial.path:
         return 0
     fs: pafs.FileSystem = checkpoint.filesystem
-    infos = fs.get_file_info(pafs.FileSelector(trial.path, allow_not_found=True))
-    emptied = 0
-    for info in infos:
-        if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"):
-            fs.delete_dir_contents(info.path, missing_dir_ok=True)
-            fs.create_dir(info.path)  # object stores: the folder marker an empty folder needs
-            emptied += 1
-    return emptied
+    kept = keep.path.rstrip("/") if keep is not None else None
+    infos = fs.get_file_info(pafs.FileSelector(trial.path, allow_not_found=True, recursive=True))
+    full = {
+        folder
+        for info in infos
+        if info.type == pafs.FileType.File
+        and (folder := checkpoint_folder(trial.path, info.path)) is not None
+        and folder != kept
+    }
+    for folder in sorted(full):
+        fs.delete_dir_contents(folder, missing_dir_ok=True)
+        fs.create_dir(folder)  # object stores: the folder marker an empty folder needs
+    return len(full)
+
+
+def checkpoint_folder(trial_path: str, file_path: str) -> str | None:
+    """``<trial>/checkpoint_000003`` for a file in it, else None."""
+    top = file_path[len(trial_path) :].lstrip("/").split("/", 1)[0]
+    if not file_path.startswith(trial_path) or not top.startswith("checkpoint_"):
+        return None
+    return f"{trial_path.rstrip('/')}/{top}"
+
+
+def resume_candidates(checkpoint: Any) -> list[Any]:
+    """Where a trial Ray restores to ``checkpoint`` may resume from, best first: the checkpoint
+    itself if it still holds a state, then the trial's other checkpoints holding one, newest
+    first (Ray's snapshot named an older checkpoint, which the recorder has emptied since).
+
+    More than one: a checkpoint being stored when its trial was killed holds a partial state
+    (a local copy is not atomic), so the caller takes the first that loads. None: every
+    checkpoint was emptied, the trial's row is written."""
+    from ray import tune
+
+    fs: pafs.FileSystem = checkpoint.filesystem
+    path = checkpoint.path.rstrip("/")
+    trial_path = path.rsplit("/", 1)[0]
+    infos = fs.get_file_info(pafs.FileSelector(trial_path, allow_not_found=True, recursive=True))
+    holding = {
+        folder
+        for info in infos
+        if info.type == pafs.FileType.File
+        and info.base_name == STATE_FILE
+        and (folder := checkpoint_folder(trial_path, info.path)) is not None
+    }
+    ordered = [path] if path in holding else []
+    ordered += sorted(holding - {path}, reverse=True)
+    return [checkpoint if p == path else tune.Checkpoint(path=p, filesystem=fs) for p in ordered]
 
 
 def weights_file(out: Path, key: str) -> Path:

@@ -155,6 +155,21 @@ class ResultsRecorder(Callback):
         # what the Parquet rows hold, and a trial the scheduler stops early says "pruned"
         result.update(self._outcome(trial, members[0]["trial_id"], stopped=result.get("done")))
 
+    def on_checkpoint(
+        self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any
+    ) -> None:
+        # Ray has stored the new one: the trial's older checkpoints are emptied (one per
+        # running trial, see checkpoints.py), though Ray's last snapshot may name one of them
+        emptied = 0
+
+        def drop() -> None:
+            nonlocal emptied
+            emptied = drop_checkpoints(trial, keep=checkpoint)
+
+        self._careful("deleting older checkpoints", drop)
+        if emptied:
+            reached("superseded")
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if not self._recorded_before(trial):
             self._finish(trial, error=None)

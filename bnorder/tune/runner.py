@@ -269,12 +269,11 @@ class _Sweep:
                     verbose=0,
                     callbacks=[recorder, *trackers],
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                    # Ray deletes none of a running trial's checkpoints; the recorder empties
-                    # them once its row is written. With num_to_keep, Ray deletes the
-                    # checkpoint its last snapshot names before the next snapshot is stored
-                    # (an object store: a second or more), and a driver killed then resumes
-                    # the trial from nothing: it fails ("does not exist on storage anymore").
-                    # The price: one checkpoint per epoch per running trial, meanwhile.
+                    # Ray deletes no checkpoint; the recorder empties a trial's older ones as
+                    # each new one comes, and its last once its row is written (checkpoints.py).
+                    # Ray's num_to_keep removes the folder its last snapshot names before the
+                    # next snapshot is stored (an object store: a second or more), and a driver
+                    # killed then could not restore the trial ("does not exist on storage").
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                 ),
             )

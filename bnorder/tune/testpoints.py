@@ -7,7 +7,9 @@ or a power cut does at that instant, without the races of killing from outside.
 
 Points: ``locked`` (the results folder is held, nothing started), ``asked`` (an Optuna trial
 asked, before Ray has its trial), ``pruned`` (a pruning decision stored, before Ray stops the
-trial), ``recorded`` (a trial's row written, before its study is told), ``emptied`` (a trial's
+trial), ``superseded`` (a running trial's older checkpoints emptied as a new one came, before
+Ray's next experiment snapshot names the new one), ``recorded`` (a trial's row written, before
+its study is told), ``emptied`` (a trial's
 rows written and its checkpoint folders emptied, typically before Ray's next experiment
 snapshot), ``boundary`` (tuning done, before the evaluate phase).
 """

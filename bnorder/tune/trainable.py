@@ -7,6 +7,8 @@ history) and continues exactly where it stopped.
 from __future__ import annotations
 
 import os
+import pickle
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,12 @@ from bnorder.device import granted_device
 from bnorder.results.store import is_recorded
 from bnorder.train import EpochReport, train_trial
 from bnorder.train_fused import train_fused
+from bnorder.tune.checkpoints import resume_candidates
 
 __all__ = [
     "REPORTED_INFO",
     "is_fused",
+    "load_state",
     "member_configs",
     "member_ids",
     "run_trial",
@@ -93,11 +97,8 @@ def run_trial(config: dict[str, Any]) -> None:
 
     share_gpu(float(meta["gpu"]))
 
-    resume = None
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            resume = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+    resume = load_state(checkpoint) if checkpoint is not None else None
     restarts = resume.get("restarts", 0) + 1 if resume is not None else 0
     placement = where_am_i()
 
@@ -123,6 +124,20 @@ def run_trial(config: dict[str, Any]) -> None:
         train_fused(cfgs, report, data_root=data_root, resume=resume, trial_ids=ids)
     else:
         train_trial(cfgs[0], report, data_root=data_root, resume=resume, trial_id=ids[0])
+
+
+def load_state(checkpoint: Any) -> dict[str, Any] | None:
+    """The state to resume from when Ray restores ``checkpoint``: its own, or the trial's newest
+    complete one if the recorder emptied it since Ray's snapshot named it (see checkpoints.py);
+    None when no checkpoint of the trial holds one (training starts over)."""
+    for candidate in resume_candidates(checkpoint):
+        try:
+            with candidate.as_directory() as folder:
+                return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as exc:
+            # a state cut short by a kill while it was stored: the next newest
+            print(f"bnorder: skipping checkpoint {candidate.path}: {exc}", file=sys.stderr)
+    return None
 
 
 def share_gpu(fraction: float) -> None:

@@ -48,19 +48,41 @@ def _parts(out: Path) -> int:
     return len(recorded_ids(out))
 
 
+def _holding(out: Path) -> dict[str, list[str]]:
+    """Per Ray trial folder, its checkpoint folders that still hold a state file."""
+    held: dict[str, list[str]] = {}
+    for state in (out / "ray").rglob("checkpoint_*/state.pt"):
+        held.setdefault(state.parent.parent.name, []).append(state.parent.name)
+    return held
+
+
 @pytest.mark.slow
-def test_sigkill_then_resume(sweep_file: Callable[..., Path], tmp_path: Path) -> None:
-    """Killed (driver and its Ray) just after the second trial's row is written and its
-    checkpoint folders emptied, before Ray's experiment snapshot says it ended: the resumed
-    driver finds it recorded and neither reruns it nor marks it failed."""
+@pytest.mark.parametrize("point", ["emptied:2", "superseded:2"])
+def test_sigkill_then_resume(sweep_file: Callable[..., Path], tmp_path: Path, point: str) -> None:
+    """Killed (driver and its Ray) at two instants Ray's experiment snapshot has not caught up
+    with. ``emptied:2``: the second trial's row is written and its checkpoint folders emptied,
+    while the snapshot says it runs; the resumed driver finds it recorded and neither reruns it
+    nor marks it failed. ``superseded:2``: a running trial's third checkpoint is stored and its
+    older ones emptied, while the snapshot (taken every step here) names the second; the
+    resumed trial goes on from the third, not from scratch and not failed."""
     path, out = sweep_file(SWEEP), tmp_path / "out"
     env = {**os.environ, "BNORDER_FAULT": f"{tmp_path / 'fault'}:1"}
-    proc = _sweep(path, out, env={**env, "BNORDER_KILL_AT": "emptied:2"})
+    killed = {**env, "BNORDER_KILL_AT": point, "TUNE_GLOBAL_CHECKPOINT_S": "0"}
+    proc = _sweep(path, out, env=killed)
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL, output
-    assert "[testpoints] killed at emptied" in output
+    assert f"[testpoints] killed at {point.split(':')[0]}" in output
     killed_at = _parts(out)
-    assert 2 <= killed_at < 6
+    assert killed_at < 6
+    held = _holding(out)
+    # one checkpoint per running trial, none for a recorded one
+    assert all(len(folders) == 1 for folders in held.values()), held
+    if point.startswith("emptied"):
+        assert killed_at >= 2
+    else:
+        ((folder, checkpoints),) = held.items()
+        assert checkpoints == ["checkpoint_000002"]  # Ray counts from 0: the third
+        interrupted = f"killme-{folder.rsplit('-', 1)[1]}"
 
     resumed = _sweep(path, out, "--resume", env=env)
     output, _ = resumed.communicate(timeout=600)
@@ -79,6 +101,9 @@ def test_sigkill_then_resume(sweep_file: Callable[..., Path], tmp_path: Path) ->
     assert not epochs.duplicated(["trial_id", "epoch"]).any()
     # the simulated OOM hit exactly one attempt, which Ray retried
     assert len(list((tmp_path / "fault").iterdir())) == 1
+    if point.startswith("superseded"):  # went on from its third checkpoint
+        assert trials.set_index("trial_id").restarts[interrupted] == 1
+    assert not _holding(out)  # every trial recorded: no checkpoint holds a state
 
 
 ADAPTIVE = """
