@@ -8,7 +8,6 @@ ones continue from their last checkpoint, and results rows are never duplicated.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import sys
@@ -301,23 +300,22 @@ class _Sweep:
 
         groups = fused_groups(trials, self.plan.spec.fuse)
         key = "trial" if all(len(cfgs) == 1 for _, cfgs in groups) else "members"
-        values = [
-            GridValue(cfgs[0].model_dump())
-            if key == "trial"
-            else GridList(c.model_dump() for c in cfgs)
-            for _, cfgs in groups
-        ]
-        meta = MetaOf(
-            {
-                point_key(v): self.meta(phase, arm)
-                for v, (arm, _) in zip(values, groups, strict=True)
-            }
+        cells = GridCells.of(
+            [
+                (cfgs, cfgs[0].model_dump() if key == "trial" else [c.model_dump() for c in cfgs])
+                for _, cfgs in groups
+            ],
+            [self.meta(phase, arm) for arm, _ in groups],
         )
         planned = dict(Counter(arm for arm, _ in trials))
         return self.run_phase(
             phase,
             planned,
-            {key: tune.grid_search(GridList(values)), "meta": tune.sample_from(meta)},
+            {
+                "cell": tune.grid_search(list(cells.configs)),
+                key: tune.sample_from(cells.config),
+                "meta": tune.sample_from(cells.meta),
+            },
             epochs=mean_epochs(trials),
         )
 
@@ -445,51 +443,58 @@ def _run_held(
     return [tuned, run.grid_phase("evaluate", best)]
 
 
-def point_key(value: Any) -> str:
-    """A grid value (a trial's config, or a fused array's list of them) as a lookup key."""
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-class GridValue(dict):
-    """A grid trial's config. Ray deep-copies the unresolved spec, every grid value in it, for
-    each trial it generates: O(N) per trial, O(N²) over a grid (~0.2 s per trial at 5,000
-    trials, benchmarks/sweep_scale.py). Never changed once planned: a copy is the value itself."""
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> GridValue:
-        return self
-
-
-class GridList(list):
-    """A fused array's member configs, or the grid's list of values: shared like
-    :class:`GridValue`."""
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> GridList:
-        return self
-
-
 @dataclass(frozen=True)
-class MetaOf:
-    """A grid trial's ``meta``, resolved by Ray after the grid value (``tune.sample_from``);
-    shared, not copied, by Ray's per-trial deep copy of the spec (see :class:`GridValue`)."""
+class GridCells:
+    """A grid phase's trials by ``cell`` (:func:`~bnorder.tune.trainable.cell_of`).
 
+    Ray's grid axis holds only the cells, short strings; each trial's config and ``meta`` are
+    looked up from its cell (``tune.sample_from``) when Ray creates it. Ray deep-copies the
+    unresolved spec, the whole grid axis with it, for every trial it generates: with the
+    configs themselves on the axis that was O(N) configs per trial, O(N²) over the grid (54 s
+    of a 1,000-trial sweep, benchmarks/sweep_scale.py); with cells it is ~0.6 ms per trial at
+    5,000. Shared, not copied, by that deep copy."""
+
+    configs: dict[str, Any]  # cell -> TrialConfig fields, or a fused array's list of them
     metas: dict[str, dict[str, Any]]
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> MetaOf:
+    @classmethod
+    def of(cls, values: list[tuple[list[TrialConfig], Any]], metas: list[dict]) -> GridCells:
+        from bnorder.tune.trainable import cell_of
+
+        for digits in (8, 16):  # 8 hex digits tell the points apart but for a freak collision
+            cells = [cell_of(cfgs, digits) for cfgs, _ in values]
+            if len(set(cells)) == len(cells):
+                break
+        twice = {c for c, n in Counter(cells).items() if n > 1}  # a grid over what no hash holds
+        cells = [f"{c}-{i}" if c in twice else c for i, c in enumerate(cells)]
+        return cls(
+            dict(zip(cells, (v for _, v in values), strict=True)),
+            dict(zip(cells, metas, strict=True)),
+        )
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> GridCells:
         return self
 
-    def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
-        # Ray passes the trial's config (a function of Ray's older ``spec`` form is deprecated,
-        # with a warning per trial)
-        return self.metas[point_key(config["trial"] if "trial" in config else config["members"])]
+    # Ray passes the trial's config, its grid axis resolved (a function of Ray's older ``spec``
+    # form is deprecated, with a warning per trial)
+    def config(self, config: dict[str, Any]) -> Any:
+        return self.configs[config["cell"]]
+
+    def meta(self, config: dict[str, Any]) -> dict[str, Any]:
+        return self.metas[config["cell"]]
 
 
 def trial_dirname(trial: Any) -> str:
-    """``cnn-d4-conv-bn-relu-s3-<ray id>`` (a fused array: ``s0to3``): what a trial folder
-    holds, readable in TensorBoard's run list (Ray's default spells out the whole config).
-    Built from the trial's own config: when Ray names the folder, ``meta`` is not resolved."""
+    """``cnn-d4-conv-bn-relu-s3-<hash>-<ray id>`` (a fused array: ``s0to3``): what a trial
+    folder holds, readable in TensorBoard's run list (Ray's default spells out the whole config).
+    Built from the trial's ``cell``: when Ray names the folder, the config looked up from it is
+    not resolved yet. Experiments of older layouts (no cell) name it from the config."""
     from bnorder.tune.trainable import member_configs, unwrap
 
-    members = member_configs(unwrap(trial.config))
+    config = unwrap(trial.config)
+    if "cell" in config:
+        return f"{config['cell']}-{trial.trial_id}"
+    members = member_configs(config)
     first, seeds = members[0], [m["seed"] for m in members]
     seed = f"s{seeds[0]}" if len(seeds) == 1 else f"s{seeds[0]}to{seeds[-1]}"
     return f"{first['arch']}-d{first['depth']}-{first['ordering']}-{seed}-{trial.trial_id}"

@@ -28,10 +28,11 @@ from optuna.trial import TrialState
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from bnorder.config import TrialConfig
 from bnorder.sweep.spec import Distribution, PruningSpec
 from bnorder.tune.study_sync import PRUNED_AT, frozen, outcome, recorded_rows, tell_once
 from bnorder.tune.testpoints import reached
-from bnorder.tune.trainable import trial_id_for, unwrap
+from bnorder.tune.trainable import cell_of, trial_id_for, unwrap
 
 __all__ = ["ArmPruningScheduler", "ArmSearcher", "to_optuna"]
 
@@ -192,8 +193,10 @@ class ArmSearcher(Searcher):
         ):
             trial.set_user_attr(key, value)
         reached("asked")
+        fields = {**base, **trial.params}
         return {
-            "trial": {**base, **trial.params},
+            "cell": cell_of([TrialConfig(**fields)]),
+            "trial": fields,
             "meta": {**meta, "study": self.study_name(arm), "optuna_trial": trial.number},
         }
 

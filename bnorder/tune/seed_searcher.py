@@ -24,7 +24,7 @@ from ray.tune.search import Searcher
 from bnorder.analysis.frames import scored
 from bnorder.results.store import TRIALS, load, read_trials
 from bnorder.sweep.replication import Replication, unit_key
-from bnorder.tune.trainable import member_ids
+from bnorder.tune.trainable import cell_of, member_ids
 
 __all__ = ["SeedSearcher"]
 
@@ -76,11 +76,13 @@ class SeedSearcher(Searcher):
         if batch is None:
             return Searcher.FINISHED if self.state.finished else None
         unit, seeds = batch
-        cfgs = [unit.template.replace(seed=s).model_dump() for s in seeds]
-        meta = self.metas[unit.arm_id]
-        config = (
-            {"trial": cfgs[0], "meta": meta} if len(cfgs) == 1 else {"members": cfgs, "meta": meta}
-        )
+        members = [unit.template.replace(seed=s) for s in seeds]
+        cfgs = [m.model_dump() for m in members]
+        config = {
+            "cell": cell_of(members),
+            **({"trial": cfgs[0]} if len(cfgs) == 1 else {"members": cfgs}),
+            "meta": self.metas[unit.arm_id],
+        }
         self.live[trial_id] = (unit.key, seeds, member_ids(self.sweep, trial_id, config))
         return config
 

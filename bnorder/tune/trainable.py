@@ -6,6 +6,7 @@ history) and continues exactly where it stopped.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import sys
@@ -24,6 +25,7 @@ from bnorder.tune.checkpoints import resume_candidates
 
 __all__ = [
     "REPORTED_INFO",
+    "cell_of",
     "is_fused",
     "load_state",
     "member_configs",
@@ -54,6 +56,22 @@ def trial_id_for(sweep: str, ray_trial_id: str) -> str:
 def member_configs(config: dict[str, Any]) -> list[dict[str, Any]]:
     """The TrialConfig fields of each trial a Ray trial trains: one, or a fused array's."""
     return config["members"] if "members" in config else [config["trial"]]
+
+
+def cell_of(cfgs: list[TrialConfig], digits: int = 8) -> str:
+    """What a Ray trial trains, readable and unique within its sweep: its ``cell`` key (in
+    every phase's config, next to ``trial`` or ``members`` and ``meta``) and the start of its
+    folder's name. ``cnn-d4-conv-bn-relu-s3-<config hash>``; a fused array
+    ``...-s0to3-<hash of its members' config hashes>``. The hash tells apart the points a grid
+    varies beyond these (learning rate, width, dataset, ...)."""
+    first, seeds = cfgs[0], [c.seed for c in cfgs]
+    seed = f"s{seeds[0]}" if len(seeds) == 1 else f"s{seeds[0]}to{seeds[-1]}"
+    digest = (
+        first.config_hash
+        if len(cfgs) == 1
+        else hashlib.sha256("+".join(c.config_hash for c in cfgs).encode()).hexdigest()
+    )
+    return f"{first.arch}-d{first.depth}-{first.ordering}-{seed}-{digest[:digits]}"
 
 
 def is_fused(config: dict[str, Any]) -> bool:

@@ -188,6 +188,7 @@ def _ray_view_matches(storage: Path, sweep: str, trials: pd.DataFrame) -> None:
             assert ray_row["status"] == row.status, (phase, ray_id)
             assert ray_row["config/trial/lr"] == row.lr
             assert ray_row["config/meta/arm_id"] == row.arm_id
+            assert ray_row["config/cell"].endswith(row.config_hash[:8])  # lone trials
             for metric in ("best_val_acc", "test_acc_at_best_val"):
                 assert ray_row[metric] == pytest.approx(row[metric], nan_ok=True), metric
 
