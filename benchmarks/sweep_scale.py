@@ -7,19 +7,23 @@ emptied, progress lines and ETA) with only the trainable swapped for the instant
 Tune runs the same instant trainable in a plain Tuner, at the same concurrency. Trials ask for
 ``cpu: 1/8``, so 8 per core run at once.
 
-Per N and path: wall seconds per trial, the driver's peak RSS and its growth per 1,000 trials,
-Ray's experiment snapshots (``TuneController.save_to_dir``, timed by a wrapper), and for bnorder
-``bnorder.load`` and bytes on disk per trial (results folder and Ray storage apart). Targets:
-overhead <= 1.1x bare Ray Tune at 1,000 trials; driver growth <= 50 MB per 1,000 trials.
+Every (path, N) runs in a fresh process with its own local Ray, the two paths taking turns, and
+``--repeats`` times over: a second sweep in one process ran ~1.5x slower than the first, and on
+a shared machine two runs minutes apart differed ~2x, so one pair proves nothing. Per N and
+path: the median wall seconds per trial (and the spread), the driver's peak RSS, Ray's
+experiment snapshots (``TuneController.save_to_dir``, timed by a wrapper), and for bnorder
+``bnorder.load`` and bytes on disk per trial (results folder and Ray storage apart). Then the
+ratio of medians, and the driver's memory growth per 1,000 trials: the slope of its peak RSS
+between the smallest and each larger N (fresh processes: imports and one-off allocations
+cancel). Targets: overhead <= 1.1x bare Ray Tune at 1,000 trials; growth <= 50 MB per 1,000.
 
-    uv run python benchmarks/sweep_scale.py            # N = 100, 1,000
-    uv run python benchmarks/sweep_scale.py --full     # and 5,000
-    uv run python benchmarks/sweep_scale.py --quick    # N = 100
-    uv run python benchmarks/sweep_scale.py --n 1000 --only bnorder   # one path per process
-    uv run python benchmarks/sweep_scale.py --n 1000 --profile driver.prof   # cProfile bnorder
+    uv run python benchmarks/sweep_scale.py               # N = 100, 1,000; 3 repeats
+    uv run python benchmarks/sweep_scale.py --full        # and 5,000
+    uv run python benchmarks/sweep_scale.py --quick       # N = 100, once
+    uv run python benchmarks/sweep_scale.py --n 1000 --only bnorder   # one run, this process
+    uv run python benchmarks/sweep_scale.py --n 1000 --only bnorder --profile driver.prof
 
-Time it on a quiet machine: Ray's trial workers run at nice 15, and on a shared 2-core machine
-two runs minutes apart differed ~2x. RSS growth during a run includes one-off allocations.
+Ray's trial workers run at nice 15; time it on an otherwise quiet machine.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import json
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import textwrap
 import threading
@@ -210,85 +217,113 @@ def concurrency() -> int:
 
 
 # ------------------------------------------------------------------------- report
-def report(bare: Run, ours: Run) -> list[str]:
-    ratio = ours.wall_s / bare.wall_s
-    return [row(bare), row(ours), f"{'':>6}  bnorder / bare Ray Tune per trial: {ratio:.2f}x"]
-
-
 def row(run: Run) -> str:
     snaps = run.snapshots
     mean, most = (sum(snaps) / len(snaps), max(snaps)) if snaps else (0.0, 0.0)
     snap = f"{len(snaps):>4} x {mean * 1000:>6.1f} ms mean {most * 1000:>6.1f} ms max"
-    growth = (run.rss.peak - run.rss.before) / run.n * 1000
     results = run.extra.get("results_bytes", float("nan") * run.n)
     load_s = run.extra.get("load_s", float("nan"))
     return (
         f"{run.n:>6}  {run.path:<14} {run.wall_s:>8.1f} {run.wall_s / run.n * 1000:>8.1f}"
-        f"  {run.rss.peak:>7.0f} {growth:>8.1f}  {snap}"
+        f"  {run.rss.peak:>7.0f}  {snap}"
         f"  {run.extra['ray_bytes'] / run.n / 1024:>7.1f}  {results / run.n / 1024:>7.2f}"
         f"  {load_s:>6.3f}"
     )
 
 
 HEADER = (
-    f"{'N':>6}  {'path':<14} {'wall s':>8} {'ms/trial':>8}  {'peak MB':>7} {'MB/1k':>8}"
+    f"{'N':>6}  {'path':<14} {'wall s':>8} {'ms/trial':>8}  {'peak MB':>7}"
     f"  {'experiment snapshots':<37}  {'ray KB':>7}  {'res KB':>7}  {'load s':>6}"
 )
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="N = 100 only")
-    p.add_argument("--full", action="store_true", help="N = 100, 1,000 and 5,000")
-    p.add_argument("--n", type=int, nargs="*", help="trial counts (default 100 1000)")
-    p.add_argument(
-        "--only",
-        choices=("bare", "bnorder"),
-        help="one path alone (its driver memory without the other's leftovers in the process)",
-    )
-    p.add_argument("--profile", help="cProfile bnorder's driver into this file (last N)")
-    args = p.parse_args()
-    sizes = args.n or ([100] if args.quick else [100, 1000, 5000] if args.full else [100, 1000])
+def one_run(path: str, n: int, profile: str | None) -> Run:
+    """``path`` at ``n`` trials in this process, after Ray's worker processes are started."""
     init_ray(None)
     # the runner's grid meta (tune.sample_from taking the spec) warns once per trial
     logging.getLogger("ray.tune.search.sample").setLevel(logging.ERROR)
     time_snapshots()
-    print(
-        f"trivial trials ({EPOCHS} instant epochs, a checkpoint each), cpu {CPU} per trial,"
-        f" {concurrency()} at once, on {os.cpu_count()} CPUs; MB/1k: driver RSS growth during"
-        " the run per 1,000 trials; KB: on disk per trial",
-        flush=True,
-    )
     with tempfile.TemporaryDirectory(prefix="bnorder-sweep-scale-") as tmp:
         run_bare(2 * concurrency(), Path(tmp))  # Ray's worker processes started, not timed
+    with tempfile.TemporaryDirectory(prefix="bnorder-sweep-scale-") as tmp:
+        if path == "bare":
+            return run_bare(n, Path(tmp) / "bare")
+        return run_bnorder(n, Path(tmp), profile)
+
+
+def in_child(path: str, n: int) -> Run:
+    """One run in a fresh process (its own local Ray), read back from its JSON line."""
+    cmd = [sys.executable, __file__, "--n", str(n), "--only", path, "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    fields = json.loads(proc.stdout.strip().splitlines()[-1])
+    rss = PeakRss.__new__(PeakRss)
+    rss.before, rss.peak = fields.pop("rss_before"), fields.pop("rss_peak")
+    return Run(rss=rss, **fields)
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The run of median wall time (its other figures with it)."""
+    return sorted(runs, key=lambda r: r.wall_s)[len(runs) // 2]
+
+
+def spread(runs: list[Run]) -> str:
+    per = sorted(r.wall_s / r.n * 1000 for r in runs)
+    return f"{len(runs)} runs: " + " ".join(f"{v:.0f}" for v in per) + " ms/trial"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="N = 100 only, once")
+    p.add_argument("--full", action="store_true", help="N = 100, 1,000 and 5,000")
+    p.add_argument("--n", type=int, nargs="*", help="trial counts (default 100 1000)")
+    p.add_argument("--repeats", type=int, help="runs per path and N (default 3; --quick 1)")
+    p.add_argument("--only", choices=("bare", "bnorder"), help="one run of one path, here")
+    p.add_argument("--json", action="store_true", help="with --only: the run as a JSON line")
+    p.add_argument("--profile", help="with --only bnorder: cProfile the driver into this file")
+    args = p.parse_args()
+    sizes = args.n or ([100] if args.quick else [100, 1000, 5000] if args.full else [100, 1000])
+    if args.only:
+        for n in sizes:
+            run = one_run(args.only, n, args.profile)
+            if args.json:
+                fields = {**run.__dict__, "rss_before": run.rss.before, "rss_peak": run.rss.peak}
+                del fields["rss"]
+                print(json.dumps(fields), flush=True)
+            else:
+                print(HEADER, row(run), sep="\n", flush=True)
+        return
+    repeats = args.repeats or (1 if args.quick else 3)
+    print(
+        f"trivial trials ({EPOCHS} instant epochs, a checkpoint each), cpu {CPU} per trial,"
+        f" {concurrency()} at once, on {os.cpu_count()} CPUs; each run a fresh process, bare"
+        f" and bnorder taking turns, {repeats} each; rows: the median run; KB: on disk per trial",
+        flush=True,
+    )
     print(HEADER, flush=True)
-    before: tuple[Run, Run] | None = None
+    medians: dict[int, tuple[Run, Run]] = {}
     for n in sizes:
-        if args.only:
-            with tempfile.TemporaryDirectory(prefix="bnorder-sweep-scale-") as tmp:
-                run = (
-                    run_bare(n, Path(tmp) / "bare")
-                    if args.only == "bare"
-                    else run_bnorder(n, Path(tmp), args.profile)
-                )
-            print(row(run), flush=True)
-            continue
-        with tempfile.TemporaryDirectory(prefix="bnorder-sweep-scale-") as tmp:
-            bare = run_bare(n, Path(tmp) / "bare")
-        with tempfile.TemporaryDirectory(prefix="bnorder-sweep-scale-") as tmp:
-            ours = run_bnorder(n, Path(tmp), args.profile if n == sizes[-1] else None)
-        print("\n".join(report(bare, ours)), flush=True)
-        if before is not None:  # one-off imports and Ray's warm-up are in the smaller N's peak
+        runs: dict[str, list[Run]] = {"bare": [], "bnorder": []}
+        for _ in range(repeats):
+            for path in runs:
+                runs[path].append(in_child(path, n))
+        bare, ours = median_run(runs["bare"]), median_run(runs["bnorder"])
+        medians[n] = bare, ours
+        print(row(bare), row(ours), sep="\n")
+        print(f"{'':>6}  bare Ray Tune {spread(runs['bare'])}; bnorder {spread(runs['bnorder'])}")
+        print(f"{'':>6}  bnorder / bare Ray Tune per trial: {ours.wall_s / bare.wall_s:.2f}x")
+        if n != sizes[0]:  # fresh processes: imports and one-off allocations cancel
+            small = medians[sizes[0]]
             growth = [
-                (now.rss.peak - then.rss.peak) / (now.n - then.n) * 1000
-                for then, now in zip(before, (bare, ours), strict=True)
+                (now.rss.peak - then.rss.peak) / (n - sizes[0]) * 1000
+                for then, now in zip(small, (bare, ours), strict=True)
             ]
             print(
-                f"{'':>6}  driver peak from N={before[0].n}: bare {growth[0]:+.1f},"
-                f" bnorder {growth[1]:+.1f} MB per 1,000 trials (target <= 50)",
-                flush=True,
+                f"{'':>6}  driver peak RSS from N={sizes[0]}: bare {growth[0]:+.1f},"
+                f" bnorder {growth[1]:+.1f} MB per 1,000 trials (target <= 50)"
             )
-        before = bare, ours
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ def test_sweep_scale_runs_quick() -> None:
     import subprocess
 
     proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "sweep_scale.py"), "--n", "24"],
+        [sys.executable, str(BENCHMARKS / "sweep_scale.py"), "--n", "24", "--repeats", "1"],
         capture_output=True,
         text=True,
         timeout=900,
