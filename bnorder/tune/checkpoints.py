@@ -35,6 +35,7 @@ import pyarrow.fs as pafs
 __all__ = [
     "WEIGHTS",
     "drop_checkpoints",
+    "forget_checkpoints",
     "keep_weights",
     "load_model",
     "resume_candidates",
@@ -70,6 +71,28 @@ def drop_checkpoints(trial: Any, keep: Any = None) -> int:
         fs.delete_dir_contents(folder, missing_dir_ok=True)
         fs.create_dir(folder)  # object stores: the folder marker an empty folder needs
     return len(full)
+
+
+def forget_checkpoints(trial: Any, *, finished: bool = False) -> None:
+    """Trim what Ray's driver keeps of a trial to what is left on storage.
+
+    With ``num_to_keep`` off, Ray keeps every checkpoint's result (metrics and config) in the
+    trial's run metadata, in the driver and in every experiment snapshot: O(trials x epochs),
+    ~0.5 MB per 100-epoch trial. The recorder has emptied all but the newest, so Ray's list
+    keeps the newest only (and the one Ray is about to add). ``finished`` (its row written):
+    also the per-metric windows behind Ray's ``last-5-avg``/``last-10-avg`` (two deques per
+    numeric metric, config values included: ~35 KB a trial), which only a new result would
+    use; the averages themselves stay in ``metric_analysis``. Ray internals, version-checked by
+    ``tests/tune/test_tune_runner.py``; on a Ray that lays them out differently, nothing is
+    trimmed."""
+    metadata = getattr(trial, "run_metadata", None)
+    manager = getattr(metadata, "checkpoint_manager", None)
+    results = getattr(manager, "_checkpoint_results", None)
+    if isinstance(results, list) and len(results) > 1:
+        manager._checkpoint_results = results[-1:]
+        metadata.invalidate_cache()
+    if finished and isinstance(getattr(metadata, "metric_n_steps", None), dict):
+        metadata.metric_n_steps = {}  # setting it invalidates Ray's cached JSON
 
 
 def checkpoint_folder(trial_path: str, file_path: str) -> str | None:

@@ -28,7 +28,7 @@ from bnorder.results.store import (
     write_result,
 )
 from bnorder.train import TrialResult, best_val_epoch
-from bnorder.tune.checkpoints import drop_checkpoints, keep_weights
+from bnorder.tune.checkpoints import drop_checkpoints, forget_checkpoints, keep_weights
 from bnorder.tune.testpoints import reached
 from bnorder.tune.trainable import is_fused, member_configs, member_ids, unwrap
 
@@ -167,6 +167,7 @@ class ResultsRecorder(Callback):
             emptied = drop_checkpoints(trial, keep=checkpoint)
 
         self._careful("deleting older checkpoints", drop)
+        forget_checkpoints(trial)
         if emptied:
             reached("superseded")
 
@@ -276,6 +277,7 @@ class ResultsRecorder(Callback):
                 print(f"[{self.sweep} {self.phase}] warning: {listener}: {exc}", file=sys.stderr)
         # recorded: never run again, even by a resumed driver
         self._careful("deleting its checkpoints", lambda: drop_checkpoints(trial))
+        forget_checkpoints(trial, finished=True)
         reached("emptied")
         for tid in ids:  # on disk now; kept, a sweep's every epoch would stay in the driver
             self.epochs.pop(tid, None)

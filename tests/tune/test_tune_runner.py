@@ -191,6 +191,10 @@ def _ray_view_matches(storage: Path, sweep: str, trials: pd.DataFrame) -> None:
             assert ray_row["config/cell"].endswith(row.config_hash[:8])  # lone trials
             for metric in ("best_val_acc", "test_acc_at_best_val"):
                 assert ray_row[metric] == pytest.approx(row[metric], nan_ok=True), metric
+        # Ray's record of checkpoints matches storage: the newest, emptied (checkpoints.py)
+        for result in grid.get_results():
+            assert len(result.best_checkpoints) <= 1
+            assert result.metrics_dataframe is not None
 
 
 def test_shipped_smoke_sweep_end_to_end(tmp_path: Path) -> None:
