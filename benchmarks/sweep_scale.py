@@ -10,10 +10,12 @@ Tune runs the same instant trainable in a plain Tuner, at the same concurrency. 
 Every (path, N) runs in a fresh process with its own local Ray, the two paths taking turns, and
 ``--repeats`` times over: a second sweep in one process ran ~1.5x slower than the first, and on
 a shared machine two runs minutes apart differed ~2x, so one pair proves nothing. Per N and
-path: the median wall seconds per trial (and the spread), the driver's peak RSS, Ray's
-experiment snapshots (``TuneController.save_to_dir``, timed by a wrapper), and for bnorder
-``bnorder.load`` and bytes on disk per trial (results folder and Ray storage apart). Then the
-ratio of medians, and the driver's memory growth per 1,000 trials: the slope of its peak RSS
+path: the median wall seconds per trial (and the spread), the driver process's CPU time per
+trial (what its own work costs, less swayed by the trials' processes sharing the machine than
+the wall time), the driver's peak RSS, Ray's experiment snapshots
+(``TuneController.save_to_dir``, timed by a wrapper), and for bnorder ``bnorder.load`` and
+bytes on disk per trial (results folder and Ray storage apart). Then the ratios of medians
+(wall and driver CPU), and the driver's memory growth per 1,000 trials: the slope of its peak RSS
 between the smallest and each larger N (fresh processes: imports and one-off allocations
 cancel). Targets: overhead <= 1.1x bare Ray Tune at 1,000 trials; growth <= 50 MB per 1,000.
 
@@ -34,6 +36,7 @@ import cProfile
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -130,10 +133,10 @@ class Run:
 def measured(path: str, n: int, fn: Callable[[], None]) -> Run:
     SNAPSHOTS.clear()
     with PeakRss() as rss:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         fn()
-        wall = time.perf_counter() - started
-    return Run(path, n, wall, rss, list(SNAPSHOTS))
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return Run(path, n, wall, rss, list(SNAPSHOTS), {"driver_cpu_s": cpu})
 
 
 def tree_bytes(folder: Path) -> int:
@@ -225,14 +228,14 @@ def row(run: Run) -> str:
     load_s = run.extra.get("load_s", float("nan"))
     return (
         f"{run.n:>6}  {run.path:<14} {run.wall_s:>8.1f} {run.wall_s / run.n * 1000:>8.1f}"
-        f"  {run.rss.peak:>7.0f}  {snap}"
+        f" {run.extra['driver_cpu_s'] / run.n * 1000:>8.1f}  {run.rss.peak:>7.0f}  {snap}"
         f"  {run.extra['ray_bytes'] / run.n / 1024:>7.1f}  {results / run.n / 1024:>7.2f}"
         f"  {load_s:>6.3f}"
     )
 
 
 HEADER = (
-    f"{'N':>6}  {'path':<14} {'wall s':>8} {'ms/trial':>8}  {'peak MB':>7}"
+    f"{'N':>6}  {'path':<14} {'wall s':>8} {'ms/trial':>8} {'cpu ms':>8}  {'peak MB':>7}"
     f"  {'experiment snapshots':<37}  {'ray KB':>7}  {'res KB':>7}  {'load s':>6}"
 )
 
@@ -266,6 +269,13 @@ def in_child(path: str, n: int) -> Run:
 def median_run(runs: list[Run]) -> Run:
     """The run of median wall time (its other figures with it)."""
     return sorted(runs, key=lambda r: r.wall_s)[len(runs) // 2]
+
+
+def cpu_ratio(ours: list[Run], bare: list[Run]) -> float:
+    def median(runs: list[Run]) -> float:
+        return statistics.median(r.extra["driver_cpu_s"] / r.n for r in runs)
+
+    return median(ours) / median(bare)
 
 
 def spread(runs: list[Run]) -> str:
@@ -312,7 +322,10 @@ def main() -> None:
         medians[n] = bare, ours
         print(row(bare), row(ours), sep="\n")
         print(f"{'':>6}  bare Ray Tune {spread(runs['bare'])}; bnorder {spread(runs['bnorder'])}")
-        print(f"{'':>6}  bnorder / bare Ray Tune per trial: {ours.wall_s / bare.wall_s:.2f}x")
+        print(
+            f"{'':>6}  bnorder / bare Ray Tune per trial: {ours.wall_s / bare.wall_s:.2f}x wall,"
+            f" {cpu_ratio(runs['bnorder'], runs['bare']):.2f}x driver CPU (medians)"
+        )
         if n != sizes[0]:  # fresh processes: imports and one-off allocations cancel
             small = medians[sizes[0]]
             growth = [
