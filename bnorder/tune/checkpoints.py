@@ -14,7 +14,7 @@ each, would leave ~350 GB. So the recorder empties them:
 Disk use stays O(trials running). Folders are emptied, not removed: Ray's experiment snapshot
 may name an older checkpoint than the newest (it is stored every few seconds), and Ray refuses
 to restore a trial whose named checkpoint folder is gone. Restored to an emptied one, the
-trainable resumes from the trial's newest state instead (:func:`newest_state`).
+trainable resumes from the trial's newest state instead (:func:`resume_candidates`).
 
 ``keep_weights`` (a sweep key) saves what is worth keeping first, in the results folder:
 ``trial`` keeps every trial's final model weights, ``arm_best`` one file per arm, the final
@@ -59,15 +59,8 @@ def drop_checkpoints(trial: Any, keep: Any = None) -> int:
         return 0
     fs: pafs.FileSystem = checkpoint.filesystem
     kept = keep.path.rstrip("/") if keep is not None else None
-    infos = fs.get_file_info(pafs.FileSelector(trial.path, allow_not_found=True, recursive=True))
-    full = {
-        folder
-        for info in infos
-        if info.type == pafs.FileType.File
-        and (folder := checkpoint_folder(trial.path, info.path)) is not None
-        and folder != kept
-    }
-    for folder in sorted(full):
+    full = [folder for folder in checkpoint_files(fs, trial.path) if folder != kept]
+    for folder in full:
         fs.delete_dir_contents(folder, missing_dir_ok=True)
         fs.create_dir(folder)  # object stores: the folder marker an empty folder needs
     return len(full)
@@ -95,12 +88,17 @@ def forget_checkpoints(trial: Any, *, finished: bool = False) -> None:
         metadata.metric_n_steps = {}  # setting it invalidates Ray's cached JSON
 
 
-def checkpoint_folder(trial_path: str, file_path: str) -> str | None:
-    """``<trial>/checkpoint_000003`` for a file in it, else None."""
-    top = file_path[len(trial_path) :].lstrip("/").split("/", 1)[0]
-    if not file_path.startswith(trial_path) or not top.startswith("checkpoint_"):
-        return None
-    return f"{trial_path.rstrip('/')}/{top}"
+def checkpoint_files(fs: pafs.FileSystem, trial_path: str) -> dict[str, set[str]]:
+    """The trial's ``checkpoint_*`` folders that hold files, in name order (oldest first), each
+    with the names of its files: one recursive listing, empty folders left out."""
+    trial_path = trial_path.rstrip("/")
+    infos = fs.get_file_info(pafs.FileSelector(trial_path, allow_not_found=True, recursive=True))
+    held: dict[str, set[str]] = {}
+    for info in infos:
+        top, _, rest = info.path[len(trial_path) :].lstrip("/").partition("/")
+        if info.type == pafs.FileType.File and rest and top.startswith("checkpoint_"):
+            held.setdefault(f"{trial_path}/{top}", set()).add(info.base_name)
+    return dict(sorted(held.items()))
 
 
 def resume_candidates(checkpoint: Any) -> list[Any]:
@@ -115,17 +113,9 @@ def resume_candidates(checkpoint: Any) -> list[Any]:
 
     fs: pafs.FileSystem = checkpoint.filesystem
     path = checkpoint.path.rstrip("/")
-    trial_path = path.rsplit("/", 1)[0]
-    infos = fs.get_file_info(pafs.FileSelector(trial_path, allow_not_found=True, recursive=True))
-    holding = {
-        folder
-        for info in infos
-        if info.type == pafs.FileType.File
-        and info.base_name == STATE_FILE
-        and (folder := checkpoint_folder(trial_path, info.path)) is not None
-    }
-    ordered = [path] if path in holding else []
-    ordered += sorted(holding - {path}, reverse=True)
+    held = checkpoint_files(fs, path.rsplit("/", 1)[0])
+    holding = [folder for folder, names in held.items() if STATE_FILE in names]
+    ordered = ([path] if path in holding else []) + [f for f in reversed(holding) if f != path]
     return [checkpoint if p == path else tune.Checkpoint(path=p, filesystem=fs) for p in ordered]
 
 

@@ -160,13 +160,9 @@ class ResultsRecorder(Callback):
     ) -> None:
         # Ray has stored the new one: the trial's older checkpoints are emptied (one per
         # running trial, see checkpoints.py), though Ray's last snapshot may name one of them
-        emptied = 0
-
-        def drop() -> None:
-            nonlocal emptied
-            emptied = drop_checkpoints(trial, keep=checkpoint)
-
-        self._careful("deleting older checkpoints", drop)
+        emptied = self._careful(
+            "deleting older checkpoints", lambda: drop_checkpoints(trial, keep=checkpoint)
+        )
         forget_checkpoints(trial)
         if emptied:
             reached("superseded")
@@ -283,12 +279,14 @@ class ResultsRecorder(Callback):
             self.epochs.pop(tid, None)
         self._compact()
 
-    def _careful(self, what: str, step: Callable[[], Any]) -> None:
-        """Storage trouble while keeping weights or cleaning up must not cost the row."""
+    def _careful(self, what: str, step: Callable[[], Any]) -> Any:
+        """Storage trouble while keeping weights or cleaning up must not cost the row: the
+        step's value, or None after a warning."""
         try:
-            step()
+            return step()
         except Exception as exc:  # a full disk, an object store that went away, ...
             print(f"[{self.sweep} {self.phase}] warning: {what}: {exc}", file=sys.stderr)
+            return None
 
     def _record(self, result: TrialResult) -> dict[str, Any]:
         """What a kept weights file says about its trial."""

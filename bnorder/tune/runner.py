@@ -300,13 +300,7 @@ class _Sweep:
 
         groups = fused_groups(trials, self.plan.spec.fuse)
         key = "trial" if all(len(cfgs) == 1 for _, cfgs in groups) else "members"
-        cells = GridCells.of(
-            [
-                (cfgs, cfgs[0].model_dump() if key == "trial" else [c.model_dump() for c in cfgs])
-                for _, cfgs in groups
-            ],
-            [self.meta(phase, arm) for arm, _ in groups],
-        )
+        cells = GridCells.of([(cfgs, self.meta(phase, arm)) for arm, cfgs in groups], key)
         planned = dict(Counter(arm for arm, _ in trials))
         return self.run_phase(
             phase,
@@ -458,18 +452,22 @@ class GridCells:
     metas: dict[str, dict[str, Any]]
 
     @classmethod
-    def of(cls, values: list[tuple[list[TrialConfig], Any]], metas: list[dict]) -> GridCells:
+    def of(cls, trials: list[tuple[list[TrialConfig], dict[str, Any]]], key: str) -> GridCells:
+        """``(configs, meta)`` per Ray trial; ``key`` ``trial`` (one config each) or
+        ``members`` (a fused array's list)."""
         from bnorder.tune.trainable import cell_of
 
-        for digits in (8, 16):  # 8 hex digits tell the points apart but for a freak collision
-            cells = [cell_of(cfgs, digits) for cfgs, _ in values]
-            if len(set(cells)) == len(cells):
-                break
-        twice = {c for c, n in Counter(cells).items() if n > 1}  # a grid over what no hash holds
+        cells = [cell_of(cfgs) for cfgs, _ in trials]
+        # the same cell twice: a hash collision, or a grid over what no hash holds (probes)
+        twice = {c for c, n in Counter(cells).items() if n > 1}
         cells = [f"{c}-{i}" if c in twice else c for i, c in enumerate(cells)]
+        dumped = [
+            cfgs[0].model_dump() if key == "trial" else [c.model_dump() for c in cfgs]
+            for cfgs, _ in trials
+        ]
         return cls(
-            dict(zip(cells, (v for _, v in values), strict=True)),
-            dict(zip(cells, metas, strict=True)),
+            dict(zip(cells, dumped, strict=True)),
+            dict(zip(cells, (meta for _, meta in trials), strict=True)),
         )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> GridCells:
@@ -485,19 +483,13 @@ class GridCells:
 
 
 def trial_dirname(trial: Any) -> str:
-    """``cnn-d4-conv-bn-relu-s3-<hash>-<ray id>`` (a fused array: ``s0to3``): what a trial
-    folder holds, readable in TensorBoard's run list (Ray's default spells out the whole config).
-    Built from the trial's ``cell``: when Ray names the folder, the config looked up from it is
-    not resolved yet. Experiments of older layouts (no cell) name it from the config."""
-    from bnorder.tune.trainable import member_configs, unwrap
+    """``<cell>-<ray id>``, e.g. ``cnn-d4-conv-bn-relu-s3-1a2b3c4d-<ray id>``: what a trial folder
+    holds, readable in TensorBoard's run list (Ray's default spells out the whole config). Every
+    phase's config has a ``cell``, resolved when Ray names the folder (the config looked up from
+    it is not yet)."""
+    from bnorder.tune.trainable import unwrap
 
-    config = unwrap(trial.config)
-    if "cell" in config:
-        return f"{config['cell']}-{trial.trial_id}"
-    members = member_configs(config)
-    first, seeds = members[0], [m["seed"] for m in members]
-    seed = f"s{seeds[0]}" if len(seeds) == 1 else f"s{seeds[0]}to{seeds[-1]}"
-    return f"{first['arch']}-d{first['depth']}-{first['ordering']}-{seed}-{trial.trial_id}"
+    return f"{unwrap(trial.config)['cell']}-{trial.trial_id}"
 
 
 def mean_epochs(trials: list[tuple[str, TrialConfig]]) -> dict[str, float]:

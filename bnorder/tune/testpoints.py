@@ -9,9 +9,9 @@ Points: ``locked`` (the results folder is held, nothing started), ``asked`` (an 
 asked, before Ray has its trial), ``pruned`` (a pruning decision stored, before Ray stops the
 trial), ``superseded`` (a running trial's older checkpoints emptied as a new one came, before
 Ray's next experiment snapshot names the new one), ``recorded`` (a trial's row written, before
-its study is told), ``emptied`` (a trial's
-rows written and its checkpoint folders emptied, typically before Ray's next experiment
-snapshot), ``boundary`` (tuning done, before the evaluate phase).
+its study is told), ``emptied`` (a trial's rows written and its checkpoint folders emptied,
+typically before Ray's next experiment snapshot), ``boundary`` (tuning done, before the
+evaluate phase).
 """
 
 from __future__ import annotations

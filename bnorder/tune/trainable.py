@@ -58,12 +58,12 @@ def member_configs(config: dict[str, Any]) -> list[dict[str, Any]]:
     return config["members"] if "members" in config else [config["trial"]]
 
 
-def cell_of(cfgs: list[TrialConfig], digits: int = 8) -> str:
+def cell_of(cfgs: list[TrialConfig]) -> str:
     """What a Ray trial trains, readable and unique within its sweep: its ``cell`` key (in
     every phase's config, next to ``trial`` or ``members`` and ``meta``) and the start of its
     folder's name. ``cnn-d4-conv-bn-relu-s3-<config hash>``; a fused array
-    ``...-s0to3-<hash of its members' config hashes>``. The hash tells apart the points a grid
-    varies beyond these (learning rate, width, dataset, ...)."""
+    ``...-s0to3-<hash of its members' config hashes>``. The hash (8 hex digits) tells apart the
+    points a grid varies beyond these (learning rate, width, dataset, ...)."""
     first, seeds = cfgs[0], [c.seed for c in cfgs]
     seed = f"s{seeds[0]}" if len(seeds) == 1 else f"s{seeds[0]}to{seeds[-1]}"
     digest = (
@@ -71,7 +71,7 @@ def cell_of(cfgs: list[TrialConfig], digits: int = 8) -> str:
         if len(cfgs) == 1
         else hashlib.sha256("+".join(c.config_hash for c in cfgs).encode()).hexdigest()
     )
-    return f"{first.arch}-d{first.depth}-{first.ordering}-{seed}-{digest[:digits]}"
+    return f"{first.arch}-d{first.depth}-{first.ordering}-{seed}-{digest[:8]}"
 
 
 def is_fused(config: dict[str, Any]) -> bool:
