@@ -30,11 +30,16 @@ from bnorder.results.store import (
 from bnorder.train import TrialResult, best_val_epoch
 from bnorder.tune.checkpoints import drop_checkpoints, forget_checkpoints, keep_weights
 from bnorder.tune.testpoints import reached
-from bnorder.tune.trainable import is_fused, member_configs, member_ids, unwrap
+from bnorder.tune.trainable import EARLIER_EPOCHS, is_fused, member_configs, member_ids, unwrap
 
 __all__ = ["ArmProgress", "ResultsRecorder"]
 
 _EPOCH_KEYS = tuple(n for n in EPOCH_SCHEMA.names if n != "trial_id")
+
+
+def _epoch_row(metrics: dict[str, Any]) -> dict[str, Any]:
+    """An epoch's row fields from what the trainable reported (or its checkpoint held)."""
+    return {k: metrics[k] for k in _EPOCH_KEYS if k in metrics}
 
 
 @dataclass
@@ -142,12 +147,21 @@ class ResultsRecorder(Callback):
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
+        changed: set[str] = set()
+        # resumed: the epochs its checkpoint holds, of which the rows may lack the last
+        for tid, history in result.pop(EARLIER_EPOCHS, {}).items():
+            known = self._known_epochs(tid)
+            for row in history:
+                known.setdefault(int(row["epoch"]), _epoch_row(row))
+            changed.add(tid)
         # a fused array reports each live member under "members"; a lone trial reports itself
         members = result.get("members") or [{**result, "trial_id": self._ids(trial)[0]}]
         for member in members:
             tid = member["trial_id"]
-            known = self._known_epochs(tid)
-            known[int(member["epoch"])] = {k: member[k] for k in _EPOCH_KEYS if k in member}
+            self._known_epochs(tid)[int(member["epoch"])] = _epoch_row(member)
+            changed.add(tid)
+        for tid in changed:
+            known = self.epochs[tid]
             write_epochs(self.out, tid, [known[e] for e in sorted(known)])
         self.eta.epoch(trial.trial_id, max(int(m["epoch"]) for m in members))
         # Ray lets callbacks amend the result in place, before its loggers (CSV, JSON,

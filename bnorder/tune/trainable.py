@@ -24,6 +24,7 @@ from bnorder.train_fused import train_fused
 from bnorder.tune.checkpoints import resume_candidates
 
 __all__ = [
+    "EARLIER_EPOCHS",
     "REPORTED_INFO",
     "cell_of",
     "is_fused",
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 STATE_FILE = "state.pt"
+# the first report after a resume: {trial_id: [epoch metrics, ...]} from the checkpoint
+EARLIER_EPOCHS = "earlier_epochs"
 REPORTED_INFO = (
     "status",
     "n_params",
@@ -118,6 +121,7 @@ def run_trial(config: dict[str, Any]) -> None:
     checkpoint = tune.get_checkpoint()
     resume = load_state(checkpoint) if checkpoint is not None else None
     restarts = resume.get("restarts", 0) + 1 if resume is not None else 0
+    earlier = resumed_epochs(resume, ids)
     placement = where_am_i()
 
     def report(ep: EpochReport | list[EpochReport]) -> None:
@@ -132,6 +136,9 @@ def run_trial(config: dict[str, Any]) -> None:
         }
         if isinstance(ep, list):
             metrics["members"] = [{**r.metrics, "trial_id": r.info["trial_id"]} for r in reps]
+        if earlier:  # once, with the first epoch after a resume
+            metrics[EARLIER_EPOCHS] = dict(earlier)
+            earlier.clear()
         with tempfile.TemporaryDirectory(prefix="bnorder-ckpt-") as folder:
             torch.save({**reps[0].state(), "restarts": restarts}, Path(folder) / STATE_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
@@ -156,6 +163,18 @@ def load_state(checkpoint: Any) -> dict[str, Any] | None:
             # a state cut short by a kill while it was stored: the next newest
             print(f"bnorder: skipping checkpoint {candidate.path}: {exc}", file=sys.stderr)
     return None
+
+
+def resumed_epochs(resume: dict[str, Any] | None, ids: list[str]) -> dict[str, list[Any]]:
+    """Per member trial_id, the epochs a resumed state holds. The driver may not have written
+    the last of them: a driver killed after the trial stored checkpoint k, before the result
+    of epoch k reached it, restores the trial to k (its snapshot named an older one, since
+    emptied) with the rows ending at k - 1. The first report after the resume hands them over,
+    so the rows are the state's history whichever checkpoint the trial resumed from."""
+    if resume is None:
+        return {}
+    histories = resume["histories"] if "histories" in resume else [resume["history"]]
+    return dict(zip(ids, histories, strict=True))
 
 
 def share_gpu(fraction: float) -> None:
