@@ -215,6 +215,7 @@ class _Sweep:
         from ray import tune
 
         from bnorder.tune.recorder import ResultsRecorder
+        from bnorder.tune.snapshot import SnapshotKeeper, repair_snapshot
         from bnorder.tune.trackers import tracker_callbacks
         from bnorder.tune.trainable import run_trial
 
@@ -224,9 +225,12 @@ class _Sweep:
         trainable = tune.with_resources(run_trial, resources)
         name = f"{spec.name}-{phase}"
         path, filesystem = self.storage.experiment(name), self.storage.filesystem
+        local = filesystem is None
         total, most_total = sum(planned.values()), sum((most or planned).values())
         count = f"{total} to {most_total}" if most_total != total else f"{total}"
         print(f"[{spec.name} {phase}] {count} trials over {len(planned)} arms", flush=True)
+        if self.resume and local and (repaired := repair_snapshot(Path(path))):
+            print(f"[{spec.name} {phase}] {repaired}", flush=True)
         if self.resume and tune.Tuner.can_restore(path, storage_filesystem=filesystem):
             print(f"[{spec.name} {phase}] resuming {self.storage.show(name)}", flush=True)
             # the experiment brings back its own recorder, which re-reads its counts in setup()
@@ -266,7 +270,8 @@ class _Sweep:
                     storage_path=self.storage.path,
                     storage_filesystem=filesystem,
                     verbose=0,
-                    callbacks=[recorder, *trackers],
+                    # a local or NFS path: Ray's snapshot kept whole across a kill (snapshot.py)
+                    callbacks=[recorder, *trackers, *([SnapshotKeeper()] if local else [])],
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                     # Ray deletes no checkpoint; the recorder empties a trial's older ones as
                     # each new one comes, and its last once its row is written (checkpoints.py).

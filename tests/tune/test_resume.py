@@ -57,14 +57,22 @@ def _holding(out: Path) -> dict[str, list[str]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["emptied:2", "superseded:2"])
-def test_sigkill_then_resume(sweep_file: Callable[..., Path], tmp_path: Path, point: str) -> None:
+@pytest.mark.parametrize(
+    ("point", "cut"),
+    [("emptied:2", False), ("superseded:2", False), ("superseded:2", True)],
+    ids=["emptied", "superseded", "superseded-state-cut"],
+)
+def test_sigkill_then_resume(
+    sweep_file: Callable[..., Path], tmp_path: Path, point: str, cut: bool
+) -> None:
     """Killed (driver and its Ray) at two instants Ray's experiment snapshot has not caught up
     with. ``emptied:2``: the second trial's row is written and its checkpoint folders emptied,
     while the snapshot says it runs; the resumed driver finds it recorded and neither reruns it
     nor marks it failed. ``superseded:2``: a running trial's third checkpoint is stored and its
     older ones emptied, while the snapshot (taken every step here) names the second; the
-    resumed trial goes on from the third, not from scratch and not failed."""
+    resumed trial goes on from the third, not from scratch and not failed. ``cut``: as well,
+    the kill came while Ray copied its experiment state into the folder, which it leaves empty
+    (seen in CI); Ray would start the phase over, and the kept snapshot is put back instead."""
     path, out = sweep_file(SWEEP), tmp_path / "out"
     env = {**os.environ, "BNORDER_FAULT": f"{tmp_path / 'fault'}:1"}
     killed = {**env, "BNORDER_KILL_AT": point, "TUNE_GLOBAL_CHECKPOINT_S": "0"}
@@ -83,6 +91,9 @@ def test_sigkill_then_resume(sweep_file: Callable[..., Path], tmp_path: Path, po
         ((folder, checkpoints),) = held.items()
         assert checkpoints == ["checkpoint_000002"]  # Ray counts from 0: the third
         interrupted = f"killme-{folder.rsplit('-', 1)[1]}"
+    if cut:
+        (state,) = (out / "ray" / "killme-grid").glob("experiment_state-*.json")
+        state.write_bytes(b"")
 
     resumed = _sweep(path, out, "--resume", env=env)
     output, _ = resumed.communicate(timeout=600)
@@ -104,6 +115,7 @@ def test_sigkill_then_resume(sweep_file: Callable[..., Path], tmp_path: Path, po
     if point.startswith("superseded"):  # went on from its third checkpoint
         assert trials.set_index("trial_id").restarts[interrupted] == 1
     assert not _holding(out)  # every trial recorded: no checkpoint holds a state
+    assert ("restored the kept snapshot" in output) == cut
 
 
 ADAPTIVE = """

@@ -1,0 +1,149 @@
+"""Ray's experiment snapshot, kept whole across a kill on a local or NFS path.
+
+Ray saves an experiment's state (its trials, the searcher's state, callbacks' states) into a
+staging folder, then a background thread copies those files into the experiment folder, in
+place. A driver killed during that copy leaves a file cut short; seen in a kill test: a 0-byte
+``experiment_state-*.json``. Ray's restore then fails *silently*: it logs "Failed to restore
+the run state" and starts the experiment over, so ``--resume`` would run every trial again
+under new IDs, beside the rows already written. An object store shows each file whole or not at
+all; a local or NFS path does not.
+
+So :class:`SnapshotKeeper`, a Tune callback on local storage, copies each snapshot once Ray has
+written it into ``.bnorder-snapshot/`` of the experiment folder (a new folder renamed into
+place), and :func:`repair_snapshot` puts it back before a restore when the state Ray would read
+is unreadable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from bnorder.errors import BnorderError
+
+__all__ = ["KEPT", "SnapshotKeeper", "repair_snapshot", "unreadable_state"]
+
+KEPT = ".bnorder-snapshot"
+EXPERIMENT_STATE = "experiment_state-"  # Ray's TuneController.CKPT_FILE_TMPL, before "{}"
+# Ray's state files: <kind>-<driver session's start>.<json|pkl>; a restore reads the newest of
+# each kind (the greatest name), as TuneController.resume and the searchers do
+_STATE = re.compile(r"^(?P<kind>.+)-\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}\.(json|pkl)$")
+
+
+class SnapshotKeeper(Callback):
+    """After each step in which Ray saved its experiment state, a whole copy of it in the
+    experiment folder's ``.bnorder-snapshot/``. A stat per step; a copy per snapshot (Ray
+    snapshots at most every few seconds, or as set by ``TUNE_GLOBAL_CHECKPOINT_S``)."""
+
+    def __init__(self) -> None:
+        self._seen: tuple[int, int] | None = None
+        self._warned = False
+
+    def setup(self, **info: Any) -> None:
+        self._seen = None
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if not trials:
+            return
+        storage = trials[0].storage
+        staging = Path(storage.experiment_driver_staging_path)
+        try:
+            newest = max(staging.glob(f"{EXPERIMENT_STATE}*.json"), default=None)
+            if newest is None:
+                return
+            stat = newest.stat()
+            if (stat.st_mtime_ns, stat.st_size) == self._seen:
+                return  # no snapshot since the last copy
+            keep_snapshot(staging, Path(storage.experiment_fs_path))
+            self._seen = (stat.st_mtime_ns, stat.st_size)
+        except OSError as exc:  # a full disk: Ray's own copy may still be whole
+            if not self._warned:
+                print(f"bnorder: warning: keeping Ray's snapshot: {exc}", file=sys.stderr)
+                self._warned = True
+
+
+def keep_snapshot(staging: Path, experiment: Path) -> Path:
+    """Copy Ray's state files from ``staging`` into ``experiment/.bnorder-snapshot``: written
+    into a new folder, then renamed into place (the old one renamed aside first, then removed),
+    so that at any instant one whole copy is there or aside."""
+    kept, aside = experiment / KEPT, experiment / f"{KEPT}.old"
+    fresh = experiment / f"{KEPT}.new-{os.getpid()}"
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir(parents=True)
+    for source in staging.iterdir():
+        if source.is_file() and _STATE.match(source.name):
+            shutil.copyfile(source, fresh / source.name)
+    shutil.rmtree(aside, ignore_errors=True)
+    if kept.exists():
+        kept.rename(aside)
+    fresh.rename(kept)
+    shutil.rmtree(aside, ignore_errors=True)
+    return kept
+
+
+def unreadable_state(folder: Path) -> list[str]:
+    """The state files of ``folder`` that a restore would read (the newest of each kind) and
+    that do not load: cut short, or empty. An experiment folder without state files has none."""
+    newest: dict[str, Path] = {}
+    for path in folder.iterdir() if folder.is_dir() else ():
+        found = _STATE.match(path.name)
+        if found and path.is_file() and path.name > newest.get(found["kind"], Path()).name:
+            newest[found["kind"]] = path
+    return sorted(p.name for p in newest.values() if not _loads(p))
+
+
+def repair_snapshot(experiment: Path) -> str | None:
+    """Before ``Tuner.restore`` from a local or NFS ``experiment`` folder: when a state file
+    Ray would read is unreadable, replace Ray's state files with the kept snapshot.
+
+    Returns:
+        What was repaired, for the log; None when Ray's state loads as it is.
+    Raises:
+        BnorderError: Ray's state is unreadable and no whole copy was kept (a restore would
+            start the phase over and run its finished trials again).
+    """
+    broken = unreadable_state(experiment)
+    if not broken:
+        return None
+    for copy in (experiment / KEPT, experiment / f"{KEPT}.old"):
+        if copy.is_dir() and any(copy.iterdir()) and not unreadable_state(copy):
+            break
+    else:
+        raise BnorderError(
+            f"--resume: Ray's experiment state in {experiment} is unreadable ({', '.join(broken)}:"
+            " cut short when the driver was killed) and no whole copy was kept; finish this"
+            " sweep into a new --out"
+        )
+    for path in experiment.iterdir():
+        if path.is_file() and _STATE.match(path.name):
+            path.unlink()
+    for source in copy.iterdir():
+        _copy_atomic(source, experiment / source.name)
+    return f"{', '.join(broken)} unreadable (cut short by the kill): restored the kept snapshot"
+
+
+def _loads(path: Path) -> bool:
+    """Whether Ray could load this state file: JSON (the experiment state) or a pickle."""
+    try:
+        data = path.read_bytes()
+        if path.name.startswith(EXPERIMENT_STATE):
+            return bool(json.loads(data).get("trial_data"))  # Ray's restore needs a trial
+        import ray.cloudpickle as cloudpickle
+
+        cloudpickle.loads(data)
+        return True
+    except Exception:  # whatever a cut-short file raises, it is unreadable
+        return False
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
