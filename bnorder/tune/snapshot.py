@@ -10,8 +10,8 @@ all; a local or NFS path does not.
 
 So :class:`SnapshotKeeper`, a Tune callback on local storage, copies each snapshot once Ray has
 written it into ``.bnorder-snapshot/`` of the experiment folder (a new folder renamed into
-place), and :func:`repair_snapshot` puts it back before a restore when the state Ray would read
-is unreadable.
+place), and :func:`repair_snapshot` puts it back before a restore when Ray's own copy is not
+that snapshot: unreadable, lagging, or a mix of two.
 """
 
 from __future__ import annotations
@@ -91,42 +91,68 @@ def keep_snapshot(staging: Path, experiment: Path) -> Path:
 def unreadable_state(folder: Path) -> list[str]:
     """The state files of ``folder`` that a restore would read (the newest of each kind) and
     that do not load: cut short, or empty. An experiment folder without state files has none."""
-    newest: dict[str, Path] = {}
-    for path in folder.iterdir() if folder.is_dir() else ():
-        found = _STATE.match(path.name)
-        if found and path.is_file() and path.name > newest.get(found["kind"], Path()).name:
-            newest[found["kind"]] = path
-    return sorted(p.name for p in newest.values() if not _loads(p))
+    return sorted(p.name for p in _newest(folder).values() if not _loads(p))
 
 
 def repair_snapshot(experiment: Path) -> str | None:
-    """Before ``Tuner.restore`` from a local or NFS ``experiment`` folder: when a state file
-    Ray would read is unreadable, replace Ray's state files with the kept snapshot.
+    """Before ``Tuner.restore`` from a local or NFS ``experiment`` folder: put the kept
+    snapshot in place of Ray's state files when they are not that snapshot and it is at least
+    as new. Ray's copy may be cut short by the kill (unreadable), of an older snapshot (its
+    copy lags the save), or a mix of two (it copies one file at a time: an experiment state
+    with a trial the searcher's older state would issue again).
 
     Returns:
-        What was repaired, for the log; None when Ray's state loads as it is.
+        What was put back and why, for the log; None when Ray's state is the kept snapshot or
+        newer (a later driver's, not kept).
     Raises:
         BnorderError: Ray's state is unreadable and no whole copy was kept (a restore would
             start the phase over and run its finished trials again).
     """
     broken = unreadable_state(experiment)
-    if not broken:
+    kept = next(
+        (
+            copy
+            for copy in (experiment / KEPT, experiment / f"{KEPT}.old")
+            if _newest(copy) and not unreadable_state(copy)
+        ),
+        None,
+    )
+    if kept is None:
+        if broken:
+            raise BnorderError(
+                f"--resume: Ray's experiment state in {experiment} is unreadable"
+                f" ({', '.join(broken)}: cut short when the driver was killed) and no whole"
+                " copy was kept; finish this sweep into a new --out"
+            )
         return None
-    for copy in (experiment / KEPT, experiment / f"{KEPT}.old"):
-        if copy.is_dir() and any(copy.iterdir()) and not unreadable_state(copy):
-            break
-    else:
-        raise BnorderError(
-            f"--resume: Ray's experiment state in {experiment} is unreadable ({', '.join(broken)}:"
-            " cut short when the driver was killed) and no whole copy was kept; finish this"
-            " sweep into a new --out"
-        )
+    ours, theirs = _newest(kept), _newest(experiment)
+    if not broken:
+        if _state_name(theirs) > _state_name(ours):
+            return None  # a later driver's snapshot, which it had no time to keep
+        if all(k in theirs and theirs[k].read_bytes() == p.read_bytes() for k, p in ours.items()):
+            return None
     for path in experiment.iterdir():
         if path.is_file() and _STATE.match(path.name):
             path.unlink()
-    for source in copy.iterdir():
+    for source in kept.iterdir():
         _copy_atomic(source, experiment / source.name)
-    return f"{', '.join(broken)} unreadable (cut short by the kill): restored the kept snapshot"
+    why = f"{', '.join(broken)} cut short by the kill" if broken else "Ray's copy lagged"
+    return f"restored the kept snapshot ({why})"
+
+
+def _newest(folder: Path) -> dict[str, Path]:
+    """Per kind of state file in ``folder``, the newest (the one a restore reads)."""
+    newest: dict[str, Path] = {}
+    for path in folder.iterdir() if folder.is_dir() else ():
+        found = _STATE.match(path.name)
+        if found and path.is_file() and path.name > newest.get(found["kind"], Path()).name:
+            newest[found["kind"]] = path
+    return newest
+
+
+def _state_name(files: dict[str, Path]) -> str:
+    """The name of the experiment state among ``files`` ('' if none): its driver session."""
+    return next((p.name for p in files.values() if p.name.startswith(EXPERIMENT_STATE)), "")
 
 
 def _loads(path: Path) -> bool:

@@ -115,7 +115,8 @@ def test_sigkill_then_resume(
     if point.startswith("superseded"):  # went on from its third checkpoint
         assert trials.set_index("trial_id").restarts[interrupted] == 1
     assert not _holding(out)  # every trial recorded: no checkpoint holds a state
-    assert ("restored the kept snapshot" in output) == cut
+    if cut:
+        assert "restored the kept snapshot (experiment_state-" in output
 
 
 ADAPTIVE = """

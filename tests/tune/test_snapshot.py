@@ -80,3 +80,18 @@ def test_unreadable_without_a_kept_copy_stops_the_resume(tmp_path: Path) -> None
     with pytest.raises(BnorderError, match=r"unreadable \(experiment_state-.*new --out"):
         repair_snapshot(experiment)
     assert unreadable_state(tmp_path / "none") == []  # no experiment yet: nothing to repair
+
+
+def test_a_lagging_copy_gives_way_but_a_later_drivers_state_stays(tmp_path: Path) -> None:
+    """Ray's copy of an older snapshot (one trial, the kept one has two) is replaced; a later
+    driver's state that it had no time to keep is Ray's to read."""
+    staging, experiment = tmp_path / "staging", tmp_path / "exp"
+    files = _ray_state(staging, trials=2)
+    _ray_state(experiment, trials=1)
+    keep_snapshot(staging, experiment)
+    assert repair_snapshot(experiment) == "restored the kept snapshot (Ray's copy lagged)"
+    assert {p.name: p.read_bytes() for p in experiment.glob("*-*.json")} == files
+
+    later = _ray_state(experiment, LATER, trials=3)
+    assert repair_snapshot(experiment) is None
+    assert set(later) <= {p.name for p in experiment.glob("*-*.json")}
