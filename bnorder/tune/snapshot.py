@@ -43,11 +43,12 @@ class SnapshotKeeper(Callback):
     snapshots at most every few seconds, or as set by ``TUNE_GLOBAL_CHECKPOINT_S``)."""
 
     def __init__(self) -> None:
+        self._state: Path | None = None  # this driver's experiment state file, once written
         self._seen: tuple[int, int] | None = None
         self._warned = False
 
     def setup(self, **info: Any) -> None:
-        self._seen = None
+        self._state, self._seen = None, None
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if not trials:
@@ -55,10 +56,11 @@ class SnapshotKeeper(Callback):
         storage = trials[0].storage
         staging = Path(storage.experiment_driver_staging_path)
         try:
-            newest = max(staging.glob(f"{EXPERIMENT_STATE}*.json"), default=None)
-            if newest is None:
-                return
-            stat = newest.stat()
+            if self._state is None:  # the staging folder holds a folder per trial: list it once
+                self._state = max(staging.glob(f"{EXPERIMENT_STATE}*.json"), default=None)
+                if self._state is None:
+                    return
+            stat = self._state.stat()
             if (stat.st_mtime_ns, stat.st_size) == self._seen:
                 return  # no snapshot since the last copy
             keep_snapshot(staging, Path(storage.experiment_fs_path))
@@ -109,14 +111,8 @@ def repair_snapshot(experiment: Path) -> str | None:
             start the phase over and run its finished trials again).
     """
     broken = unreadable_state(experiment)
-    kept = next(
-        (
-            copy
-            for copy in (experiment / KEPT, experiment / f"{KEPT}.old")
-            if _newest(copy) and not unreadable_state(copy)
-        ),
-        None,
-    )
+    copies = (experiment / KEPT, experiment / f"{KEPT}.old")
+    kept = next((c for c in copies if _newest(c) and not unreadable_state(c)), None)
     if kept is None:
         if broken:
             raise BnorderError(
