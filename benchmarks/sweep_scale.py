@@ -313,6 +313,7 @@ def main() -> None:
     )
     print(HEADER, flush=True)
     medians: dict[int, tuple[Run, Run]] = {}
+    cpu_s: dict[int, dict[str, float]] = {}  # N -> path -> median driver CPU seconds
     for n in sizes:
         runs: dict[str, list[Run]] = {"bare": [], "bnorder": []}
         for _ in range(repeats):
@@ -326,7 +327,20 @@ def main() -> None:
             f"{'':>6}  bnorder / bare Ray Tune per trial: {ours.wall_s / bare.wall_s:.2f}x wall,"
             f" {cpu_ratio(runs['bnorder'], runs['bare']):.2f}x driver CPU (medians)"
         )
+        cpu_s[n] = {
+            path: statistics.median(r.extra["driver_cpu_s"] for r in rs)
+            for path, rs in runs.items()
+        }
         if n != sizes[0]:  # fresh processes: imports and one-off allocations cancel
+            first = cpu_s[sizes[0]]
+            marginal = {
+                path: (cpu_s[n][path] - first[path]) / (n - sizes[0]) * 1000 for path in runs
+            }
+            print(
+                f"{'':>6}  driver CPU per added trial from N={sizes[0]} (one-off costs cancel):"
+                f" bare {marginal['bare']:.1f}, bnorder {marginal['bnorder']:.1f} ms,"
+                f" {marginal['bnorder'] / marginal['bare']:.2f}x (target <= 1.1)"
+            )
             small = medians[sizes[0]]
             growth = [
                 (now.rss.peak - then.rss.peak) / (n - sizes[0]) * 1000

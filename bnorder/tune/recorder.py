@@ -5,6 +5,7 @@ and a table per arm (done / running / pending, best so far)."""
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections import defaultdict
@@ -16,8 +17,9 @@ from typing import Any
 from ray.tune import Callback
 
 from bnorder.config import TrialConfig
+from bnorder.errors import ConfigError
 from bnorder.progress import ArmWork, Display, SweepEta
-from bnorder.results.compaction import compact
+from bnorder.results.compaction import COMPACT_AT, compact
 from bnorder.results.schema import EPOCH_SCHEMA
 from bnorder.results.store import (
     TRIALS,
@@ -32,7 +34,29 @@ from bnorder.tune.checkpoints import drop_checkpoints, forget_checkpoints, keep_
 from bnorder.tune.testpoints import reached
 from bnorder.tune.trainable import EARLIER_EPOCHS, is_fused, member_configs, member_ids, unwrap
 
-__all__ = ["ArmProgress", "ResultsRecorder"]
+__all__ = ["EPOCH_PARTS_ENV", "ArmProgress", "ResultsRecorder", "epoch_parts_every_s"]
+
+# A running trial's epoch rows are rewritten at most this often: they are the live view (pandas
+# during a sweep), not what a resume relies on, since a resumed trial hands over the epochs its
+# checkpoint holds (EARLIER_EPOCHS). Trials shorter than this write their rows once, at the end.
+EPOCH_PARTS_ENV = "BNORDER_EPOCH_PARTS_S"
+EPOCH_PARTS_S = 5.0
+
+
+def epoch_parts_every_s() -> float:
+    """Seconds between a running trial's epoch-part writes: ``$BNORDER_EPOCH_PARTS_S`` (0: after
+    every epoch, as tests that act on a trial's progress need), else 5."""
+    text = os.environ.get(EPOCH_PARTS_ENV, "").strip()
+    try:
+        seconds = float(text) if text else EPOCH_PARTS_S
+    except ValueError:
+        seconds = math.nan
+    if not seconds >= 0 or math.isinf(seconds):
+        raise ConfigError(
+            EPOCH_PARTS_ENV, text, "must be a number of seconds >= 0, not", hint="e.g. 0 or 5"
+        )
+    return seconds
+
 
 _EPOCH_KEYS = tuple(n for n in EPOCH_SCHEMA.names if n != "trial_id")
 
@@ -92,12 +116,20 @@ class ResultsRecorder(Callback):
         self.listeners = list(listeners)
         self._last_print = time.monotonic()
         self.started = time.monotonic()
+        self.parts_every_s = epoch_parts_every_s()
+        self._written: dict[str, float] = {}  # Ray trial -> its last epoch-part write
+        self._unwritten: dict[str, set[str]] = {}  # Ray trial -> members with epochs held back
+        self._finished_since_compact = 0
 
     # ---------------------------------------------------------------- Tune hooks
     def setup(self, **info: Any) -> None:
         """At every (re)start: a restored experiment brings back a recorder pickled when it
         began, so counts are re-read from the rows already written."""
         self.started = self._last_print = time.monotonic()
+        self.parts_every_s = epoch_parts_every_s()  # this driver's, not the pickled one's
+        self._written.clear()
+        self._unwritten.clear()
+        self._finished_since_compact = 0
         self.epochs.clear()
         self.eta = self._new_eta()
         self.kept.clear()
@@ -143,6 +175,7 @@ class ResultsRecorder(Callback):
         self.arm_epochs.setdefault(arm_label(trial), epochs)
         self.eta.arms[arm_label(trial)].epochs = self.arm_epochs[arm_label(trial)]
         self.eta.start(trial.trial_id, arm_label(trial), len(members), epochs)
+        self._written[trial.trial_id] = time.monotonic()  # its first part comes a period on
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
@@ -160,9 +193,15 @@ class ResultsRecorder(Callback):
             tid = member["trial_id"]
             self._known_epochs(tid)[int(member["epoch"])] = _epoch_row(member)
             changed.add(tid)
-        for tid in changed:
-            known = self.epochs[tid]
-            write_epochs(self.out, tid, [known[e] for e in sorted(known)])
+        unwritten = self._unwritten.setdefault(trial.trial_id, set())
+        unwritten.update(changed)
+        now = time.monotonic()
+        if now - self._written.get(trial.trial_id, -math.inf) >= self.parts_every_s:
+            self._written[trial.trial_id] = now
+            for tid in sorted(unwritten):
+                known = self.epochs[tid]
+                write_epochs(self.out, tid, [known[e] for e in sorted(known)])
+            unwritten.clear()
         self.eta.epoch(trial.trial_id, max(int(m["epoch"]) for m in members))
         # Ray lets callbacks amend the result in place, before its loggers (CSV, JSON,
         # TensorBoard, trackers) and the experiment state see it: Ray's view then ranks on
@@ -291,7 +330,12 @@ class ResultsRecorder(Callback):
         reached("emptied")
         for tid in ids:  # on disk now; kept, a sweep's every epoch would stay in the driver
             self.epochs.pop(tid, None)
-        self._compact()
+        self._written.pop(trial.trial_id, None)
+        self._unwritten.pop(trial.trial_id, None)
+        self._finished_since_compact += len(ids)
+        if self._finished_since_compact >= COMPACT_AT:  # compact() would list the parts, to
+            self._finished_since_compact = 0  # find too few, on every trial in between
+            self._compact()
 
     def _careful(self, what: str, step: Callable[[], Any]) -> Any:
         """Storage trouble while keeping weights or cleaning up must not cost the row: the
@@ -329,8 +373,8 @@ class ResultsRecorder(Callback):
         return outcome
 
     def _compact(self, *, final: bool = False) -> None:
-        """Merge finished trials' part files: every COMPACT_AT trials (a no-op in between) and
-        all at a phase's end. A failure only leaves the parts, which load all the same."""
+        """Merge finished trials' part files: every COMPACT_AT trials and all at a phase's
+        end. A failure only leaves the parts, which load all the same."""
         try:
             compact(self.out, final=final)
         except Exception as exc:  # a full disk, a filesystem without hard links, ...

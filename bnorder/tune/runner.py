@@ -214,11 +214,12 @@ class _Sweep:
         ``epochs`` epochs each; restored from its experiment on ``--resume``."""
         from ray import tune
 
-        from bnorder.tune.recorder import ResultsRecorder
+        from bnorder.tune.recorder import ResultsRecorder, epoch_parts_every_s
         from bnorder.tune.snapshot import SnapshotKeeper, repair_snapshot
         from bnorder.tune.trackers import tracker_callbacks
         from bnorder.tune.trainable import run_trial
 
+        epoch_parts_every_s()  # a bad setting stops here, not inside Ray's loop (recorder setup)
         spec = self.plan.spec
         started = time.monotonic()
         resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}

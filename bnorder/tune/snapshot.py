@@ -43,18 +43,24 @@ class SnapshotKeeper(Callback):
     snapshots at most every few seconds, or as set by ``TUNE_GLOBAL_CHECKPOINT_S``)."""
 
     def __init__(self) -> None:
+        self._folders: tuple[Path, Path] | None = None  # Ray's staging and experiment folders
         self._state: Path | None = None  # this driver's experiment state file, once written
         self._seen: tuple[int, int] | None = None
         self._warned = False
 
     def setup(self, **info: Any) -> None:
-        self._state, self._seen = None, None
+        self._folders, self._state, self._seen = None, None, None
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if not trials:
             return
-        storage = trials[0].storage
-        staging = Path(storage.experiment_driver_staging_path)
+        if self._folders is None:  # Ray builds these paths anew on each call: once per driver
+            storage = trials[0].storage
+            self._folders = (
+                Path(storage.experiment_driver_staging_path),
+                Path(storage.experiment_fs_path),
+            )
+        staging, experiment = self._folders
         try:
             if self._state is None:  # the staging folder holds a folder per trial: list it once
                 self._state = max(staging.glob(f"{EXPERIMENT_STATE}*.json"), default=None)
@@ -63,7 +69,7 @@ class SnapshotKeeper(Callback):
             stat = self._state.stat()
             if (stat.st_mtime_ns, stat.st_size) == self._seen:
                 return  # no snapshot since the last copy
-            keep_snapshot(staging, Path(storage.experiment_fs_path))
+            keep_snapshot(staging, experiment)
             self._seen = (stat.st_mtime_ns, stat.st_size)
         except OSError as exc:  # a full disk: Ray's own copy may still be whole
             if not self._warned:

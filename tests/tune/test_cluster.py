@@ -133,7 +133,8 @@ def _driver(
     return subprocess.Popen(
         [sys.executable, "-m", "bnorder", "sweep", str(path), *where, *extra],
         # the driver is on the head's machine: loopback addresses, as the keeper's nodes
-        env={**c.env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
+        # epoch rows written as reported: node-loss kills wait for every trial's first epoch
+        env={**c.env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "BNORDER_EPOCH_PARTS_S": "0"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

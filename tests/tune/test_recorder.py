@@ -1,15 +1,20 @@
 """The recorder without Ray: stand-in trials fed through the callback hooks. It holds a trial's
-epochs only while it runs (a long sweep's driver does not keep every epoch it has written), and
-a resumed trial's rows are its checkpoint's history, whichever checkpoint it resumed from."""
+epochs only while it runs (a long sweep's driver does not keep every epoch it has written), a
+resumed trial's rows are its checkpoint's history, whichever checkpoint it resumed from, and a
+running trial's rows are rewritten at most every BNORDER_EPOCH_PARTS_S."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from bnorder.config import TrialConfig
+from bnorder.errors import ConfigError
 from bnorder.results import load
-from bnorder.tune.recorder import ResultsRecorder
+from bnorder.results.store import read_epochs
+from bnorder.tune.recorder import EPOCH_PARTS_ENV, ResultsRecorder, epoch_parts_every_s
 from bnorder.tune.trainable import EARLIER_EPOCHS
 
 ARM = "synthetic/mlp/d1/case1"
@@ -77,3 +82,37 @@ def test_a_resumed_trial_hands_over_the_epochs_its_checkpoint_holds(tmp_path: Pa
     assert list(rows.epochs.epoch) == [1, 2, 3, 4]
     assert rows.epochs.val_acc.tolist() == [0.1 * e for e in (1, 2, 3, 4)]
     assert rows.trials.status.tolist() == ["ok"]  # not "pruned" for an epoch short
+
+
+def test_running_trials_rows_are_rewritten_at_most_every_period(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live view lags by at most the period; whatever was held back lands with the row."""
+    now = [0.0]
+    monkeypatch.setattr("bnorder.tune.recorder.time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setenv(EPOCH_PARTS_ENV, "5")
+    rec, trial = _recorder(tmp_path), _trial(0, tmp_path, epochs=4)
+    rec.on_trial_start(0, [], trial)
+    on_disk = []
+    for epoch, at in [(1, 1.0), (2, 6.0), (3, 7.0), (4, 8.0)]:
+        now[0] = at
+        rec.on_trial_result(0, [], trial, _metrics(epoch))
+        on_disk.append(len(read_epochs(tmp_path, "mem-t000")))
+    assert on_disk == [0, 2, 2, 2]  # a period after the start, then not before 11 s
+    trial.last_result = {**_metrics(4), "wall_seconds": 1.0}
+    rec.on_trial_complete(0, [], trial)
+    assert load(tmp_path).epochs.epoch.tolist() == [1, 2, 3, 4]
+
+    monkeypatch.setenv(EPOCH_PARTS_ENV, "0")  # tests that act on a trial's progress
+    rec, trial = _recorder(tmp_path), _trial(1, tmp_path, epochs=2)
+    rec.on_trial_start(0, [], trial)
+    for epoch in (1, 2):
+        rec.on_trial_result(0, [], trial, _metrics(epoch))
+        assert len(read_epochs(tmp_path, "mem-t001")) == epoch
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "inf", "nan"])
+def test_a_bad_period_names_the_variable(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(EPOCH_PARTS_ENV, value)
+    with pytest.raises(ConfigError, match=rf"^{EPOCH_PARTS_ENV}: must be a number of seconds"):
+        epoch_parts_every_s()

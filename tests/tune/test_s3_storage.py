@@ -145,8 +145,9 @@ def _sweep(path: Path, out: Path, *extra: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
         # Ray snapshots the experiment at every step, not every 10 s: the state in the bucket
-        # then names a checkpoint of a trial killed a few epochs in, whatever this machine's speed
-        env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "0"},
+        # then names a checkpoint of a trial killed a few epochs in, whatever this machine's speed;
+        # epoch rows are written as reported, for the kill to count a running trial's epochs
+        env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "0", "BNORDER_EPOCH_PARTS_S": "0"},
         start_new_session=True,  # its own process group: the kill takes Ray's processes too
     )
 
