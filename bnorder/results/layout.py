@@ -158,9 +158,18 @@ def number(folder: Path) -> int:
     return int(m.group(1)) if m else 0
 
 
+# a part holds one trial's rows, read whole and soon merged: per-column statistics and
+# dictionaries were a quarter of its write (~70 columns, one row) and serve no reader; the
+# compacted files it is merged into have both
+PART_OPTIONS: dict[str, object] = {"write_statistics": False, "use_dictionary": False}
+
+
 def write_parquet(folder: Path, name: str, table: pa.Table, **options: object) -> Path:
     """Write ``folder/name`` whole or not at all: a hidden temporary file, flushed to disk, then
-    renamed into place (pyarrow skips names that start with ``.``)."""
+    renamed into place (pyarrow skips names that start with ``.``). A part file is written with
+    :data:`PART_OPTIONS` unless ``options`` say otherwise."""
+    if trial_of(name) is not None:
+        options = {**PART_OPTIONS, **options}
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=folder)
     try:

@@ -177,8 +177,8 @@ def write_result(out: str | Path, result: TrialResult) -> Path:
 
 
 def write_epochs(out: str | Path, trial_id: str, epochs: list[dict[str, Any]]) -> None:
-    """Write (replace) the epoch rows of a trial still running, so a crash loses at most its
-    unfinished epoch."""
+    """Write (replace) the epoch rows of a trial still running: what readers see mid-sweep (a
+    sweep's recorder does so at most every few seconds, see recorder.py)."""
     rows = epoch_rows_of(trial_id, epochs)
     try:
         _put(Path(out).expanduser(), EPOCHS, trial_id, _table(rows, EPOCH_SCHEMA))

@@ -81,9 +81,10 @@ class ArmProgress:
 
 
 class ResultsRecorder(Callback):
-    """Writes ``epochs.parquet`` parts after every reported epoch and the ``trials.parquet`` row
-    when a trial ends (ok, diverged, pruned or failed). Rows are keyed by a trial_id that is
-    stable across retries and resumes, so nothing is ever duplicated."""
+    """Writes a running trial's ``epochs.parquet`` part as it reports (at most every
+    ``BNORDER_EPOCH_PARTS_S``), and its rows in both tables when it ends (ok, diverged, pruned
+    or failed). Rows are keyed by a trial_id that is stable across retries and resumes, so
+    nothing is ever duplicated."""
 
     def __init__(
         self,
