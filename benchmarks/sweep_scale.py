@@ -24,6 +24,7 @@ cancel). Targets: overhead <= 1.1x bare Ray Tune at 1,000 trials; growth <= 50 M
     uv run python benchmarks/sweep_scale.py --quick       # N = 100, once
     uv run python benchmarks/sweep_scale.py --n 1000 --only bnorder   # one run, this process
     uv run python benchmarks/sweep_scale.py --n 1000 --only bnorder --profile driver.prof
+    uv run python benchmarks/sweep_scale.py --n 1000 --only bnorder --held   # who holds memory
 
 Ray's trial workers run at nice 15; time it on an otherwise quiet machine.
 """
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import gc
 import json
 import logging
 import os
@@ -43,6 +45,7 @@ import tempfile
 import textwrap
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,7 +243,44 @@ HEADER = (
 )
 
 
-def one_run(path: str, n: int, profile: str | None) -> Run:
+HELD: list[tracemalloc.Snapshot] = []  # --held: Python memory when the last trial has ended
+
+
+def trace_held() -> None:
+    """Snapshot the driver's Python allocations as Ray's controller cleans up, once every trial
+    has ended: what the sweep still holds, which is what grows with its trials."""
+    from ray.tune.execution.tune_controller import TuneController
+
+    cleanup = TuneController.cleanup
+
+    def traced(self: TuneController) -> None:
+        gc.collect()
+        HELD.append(tracemalloc.take_snapshot())
+        cleanup(self)
+
+    TuneController.cleanup = traced
+    tracemalloc.start(8)
+
+
+def held_by(snapshot: tracemalloc.Snapshot) -> dict[str, float]:
+    """MB held, by whose code allocated it: the innermost frame of bnorder or Ray (imports
+    apart: modules loaded during the run, e.g. by Ray's callback telemetry)."""
+    owners: dict[str, float] = {}
+    for stat in snapshot.statistics("traceback"):
+        names = [f.filename for f in reversed(stat.traceback)]  # innermost first
+        owner = "other"
+        for name in names:
+            if "importlib" in name:
+                owner = "imports"
+                break
+            if "/bnorder/" in name or "/ray/" in name:
+                owner = "bnorder" if "/bnorder/" in name else "ray"
+                break
+        owners[owner] = owners.get(owner, 0.0) + stat.size / 2**20
+    return owners
+
+
+def one_run(path: str, n: int, profile: str | None, held: bool = False) -> Run:
     """``path`` at ``n`` trials in this process, after Ray's worker processes are started."""
     init_ray(None)
     # the runner's grid meta (tune.sample_from taking the spec) warns once per trial
@@ -248,6 +288,8 @@ def one_run(path: str, n: int, profile: str | None) -> Run:
     time_snapshots()
     with tempfile.TemporaryDirectory(prefix="bnorder-sweep-scale-") as tmp:
         run_bare(2 * concurrency(), Path(tmp))  # Ray's worker processes started, not timed
+    if held:
+        trace_held()
     with tempfile.TemporaryDirectory(prefix="bnorder-sweep-scale-") as tmp:
         if path == "bare":
             return run_bare(n, Path(tmp) / "bare")
@@ -292,11 +334,28 @@ def main() -> None:
     p.add_argument("--only", choices=("bare", "bnorder"), help="one run of one path, here")
     p.add_argument("--json", action="store_true", help="with --only: the run as a JSON line")
     p.add_argument("--profile", help="with --only bnorder: cProfile the driver into this file")
+    p.add_argument(
+        "--held",
+        action="store_true",
+        help="with --only: Python memory the driver holds once every trial has ended, by owner"
+        " (tracemalloc: slower, so its other figures are not comparable)",
+    )
     args = p.parse_args()
     sizes = args.n or ([100] if args.quick else [100, 1000, 5000] if args.full else [100, 1000])
     if args.only:
         for n in sizes:
-            run = one_run(args.only, n, args.profile)
+            run = one_run(args.only, n, args.profile, held=args.held)
+            if HELD:
+                owners = held_by(HELD[-1])
+                print(
+                    f"{args.only} N={n}: Python memory held once every trial has ended,"
+                    f" {sum(owners.values()):.1f} MB: "
+                    + ", ".join(
+                        f"{k} {v:.1f} MB ({v / n * 1000:.1f} per 1,000 trials)"
+                        for k, v in sorted(owners.items(), key=lambda kv: -kv[1])
+                    ),
+                    flush=True,
+                )
             if args.json:
                 fields = {**run.__dict__, "rss_before": run.rss.before, "rss_peak": run.rss.peak}
                 del fields["rss"]
