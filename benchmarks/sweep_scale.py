@@ -15,9 +15,11 @@ trial (what its own work costs, less swayed by the trials' processes sharing the
 the wall time), the driver's peak RSS, Ray's experiment snapshots
 (``TuneController.save_to_dir``, timed by a wrapper), and for bnorder ``bnorder.load`` and
 bytes on disk per trial (results folder and Ray storage apart). Then the ratios of medians
-(wall and driver CPU), and the driver's memory growth per 1,000 trials: the slope of its peak RSS
-between the smallest and each larger N (fresh processes: imports and one-off allocations
-cancel). Targets: overhead <= 1.1x bare Ray Tune at 1,000 trials; growth <= 50 MB per 1,000.
+(wall and driver CPU), the driver CPU per trial added from the smallest N (one-off costs such
+as Ray's callback telemetry cancel), and the driver's memory growth per 1,000 trials: the slope
+of its peak RSS between the smallest and each larger N (fresh processes: imports and one-off
+allocations cancel). Targets: overhead <= 1.1x bare Ray Tune at 1,000 trials; growth <= 50 MB
+per 1,000.
 
     uv run python benchmarks/sweep_scale.py               # N = 100, 1,000; 3 repeats
     uv run python benchmarks/sweep_scale.py --full        # and 5,000
