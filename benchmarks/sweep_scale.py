@@ -352,8 +352,9 @@ def main() -> None:
                 print(
                     f"{args.only} N={n}: Python memory held once every trial has ended,"
                     f" {sum(owners.values()):.1f} MB: "
-                    + ", ".join(
-                        f"{k} {v:.1f} MB ({v / n * 1000:.1f} per 1,000 trials)"
+                    + ", ".join(  # what was imported is there once, whatever N
+                        f"{k} {v:.1f} MB"
+                        + ("" if k == "imports" else f" ({v / n * 1000:.1f} per 1,000 trials)")
                         for k, v in sorted(owners.items(), key=lambda kv: -kv[1])
                     ),
                     flush=True,
