@@ -40,8 +40,10 @@ if TYPE_CHECKING:
     from bnorder.train import TrialResult
 
 __all__ = [
+    "EPOCH_PARTS_ENV",
     "Results",
     "check_writable",
+    "epoch_parts_every_s",
     "epoch_rows",
     "is_recorded",
     "load",
@@ -184,6 +186,29 @@ def write_epochs(out: str | Path, trial_id: str, epochs: list[dict[str, Any]]) -
         _put(Path(out).expanduser(), EPOCHS, trial_id, _table(rows, EPOCH_SCHEMA))
     except OSError as exc:
         raise BnorderError(f"out: cannot write results to {out}: {exc}") from exc
+
+
+# A sweep rewrites a running trial's epoch rows at most this often: they are the live view
+# (pandas during a sweep), not what a resume relies on, since a resumed trial hands over the
+# epochs its checkpoint holds (trainable.EARLIER_EPOCHS). Trials shorter than this write their
+# rows once, at the end.
+EPOCH_PARTS_ENV = "BNORDER_EPOCH_PARTS_S"
+EPOCH_PARTS_S = 5.0
+
+
+def epoch_parts_every_s() -> float:
+    """Seconds between a running trial's epoch-part writes: ``$BNORDER_EPOCH_PARTS_S`` (0: after
+    every epoch, as tests that act on a trial's progress need), else 5."""
+    text = os.environ.get(EPOCH_PARTS_ENV, "").strip()
+    try:
+        seconds = float(text) if text else EPOCH_PARTS_S
+    except ValueError:
+        seconds = math.nan
+    if not seconds >= 0 or math.isinf(seconds):
+        raise ConfigError(
+            EPOCH_PARTS_ENV, text, "must be a number of seconds >= 0, not", hint="e.g. 0 or 5"
+        )
+    return seconds
 
 
 def is_recorded(out: str | Path, trial_id: str) -> bool:

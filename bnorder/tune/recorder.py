@@ -5,7 +5,6 @@ and a table per arm (done / running / pending, best so far)."""
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from collections import defaultdict
@@ -17,12 +16,12 @@ from typing import Any
 from ray.tune import Callback
 
 from bnorder.config import TrialConfig
-from bnorder.errors import ConfigError
 from bnorder.progress import ArmWork, Display, SweepEta
 from bnorder.results.compaction import COMPACT_AT, compact
 from bnorder.results.schema import EPOCH_SCHEMA
 from bnorder.results.store import (
     TRIALS,
+    epoch_parts_every_s,
     is_recorded,
     load,
     read_epochs,
@@ -34,29 +33,7 @@ from bnorder.tune.checkpoints import drop_checkpoints, forget_checkpoints, keep_
 from bnorder.tune.testpoints import reached
 from bnorder.tune.trainable import EARLIER_EPOCHS, is_fused, member_configs, member_ids, unwrap
 
-__all__ = ["EPOCH_PARTS_ENV", "ArmProgress", "ResultsRecorder", "epoch_parts_every_s"]
-
-# A running trial's epoch rows are rewritten at most this often: they are the live view (pandas
-# during a sweep), not what a resume relies on, since a resumed trial hands over the epochs its
-# checkpoint holds (EARLIER_EPOCHS). Trials shorter than this write their rows once, at the end.
-EPOCH_PARTS_ENV = "BNORDER_EPOCH_PARTS_S"
-EPOCH_PARTS_S = 5.0
-
-
-def epoch_parts_every_s() -> float:
-    """Seconds between a running trial's epoch-part writes: ``$BNORDER_EPOCH_PARTS_S`` (0: after
-    every epoch, as tests that act on a trial's progress need), else 5."""
-    text = os.environ.get(EPOCH_PARTS_ENV, "").strip()
-    try:
-        seconds = float(text) if text else EPOCH_PARTS_S
-    except ValueError:
-        seconds = math.nan
-    if not seconds >= 0 or math.isinf(seconds):
-        raise ConfigError(
-            EPOCH_PARTS_ENV, text, "must be a number of seconds >= 0, not", hint="e.g. 0 or 5"
-        )
-    return seconds
-
+__all__ = ["ArmProgress", "ResultsRecorder"]
 
 _EPOCH_KEYS = tuple(n for n in EPOCH_SCHEMA.names if n != "trial_id")
 
@@ -181,21 +158,19 @@ class ResultsRecorder(Callback):
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
-        changed: set[str] = set()
+        unwritten = self._unwritten.setdefault(trial.trial_id, set())
         # resumed: the epochs its checkpoint holds, of which the rows may lack the last
         for tid, history in result.pop(EARLIER_EPOCHS, {}).items():
             known = self._known_epochs(tid)
             for row in history:
                 known.setdefault(int(row["epoch"]), _epoch_row(row))
-            changed.add(tid)
+            unwritten.add(tid)
         # a fused array reports each live member under "members"; a lone trial reports itself
         members = result.get("members") or [{**result, "trial_id": self._ids(trial)[0]}]
         for member in members:
             tid = member["trial_id"]
             self._known_epochs(tid)[int(member["epoch"])] = _epoch_row(member)
-            changed.add(tid)
-        unwritten = self._unwritten.setdefault(trial.trial_id, set())
-        unwritten.update(changed)
+            unwritten.add(tid)
         now = time.monotonic()
         if now - self._written.get(trial.trial_id, -math.inf) >= self.parts_every_s:
             self._written[trial.trial_id] = now

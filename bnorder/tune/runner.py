@@ -19,7 +19,7 @@ from typing import Any
 
 from bnorder.config import TrialConfig
 from bnorder.errors import ConfigError
-from bnorder.results.store import check_writable, load, write_text
+from bnorder.results.store import check_writable, epoch_parts_every_s, load, write_text
 from bnorder.sweep.plan import SweepPlan
 from bnorder.tune.driver_lock import hold
 from bnorder.tune.storage import RayStorage, open_storage
@@ -214,12 +214,11 @@ class _Sweep:
         ``epochs`` epochs each; restored from its experiment on ``--resume``."""
         from ray import tune
 
-        from bnorder.tune.recorder import ResultsRecorder, epoch_parts_every_s
+        from bnorder.tune.recorder import ResultsRecorder
         from bnorder.tune.snapshot import SnapshotKeeper, repair_snapshot
         from bnorder.tune.trackers import tracker_callbacks
         from bnorder.tune.trainable import run_trial
 
-        epoch_parts_every_s()  # a bad setting stops here, not inside Ray's loop (recorder setup)
         spec = self.plan.spec
         started = time.monotonic()
         resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
@@ -380,6 +379,7 @@ def run_sweep(
     # an object store is listed once here: unreachable or missing, it fails before any write
     ray_storage = open_storage(resolve_storage(out, plan.spec.storage, storage, resume=resume))
     check_trackers(plan.spec.trackers, out)  # before anything is written or started
+    epoch_parts_every_s()  # a bad $BNORDER_EPOCH_PARTS_S, likewise (the recorders read it)
     with hold(out):  # one driver per results folder: a second one stops here, writing nothing
         reached("locked")
         return _run_held(plan, text, out, address, resume, data_root, ray_storage, src)

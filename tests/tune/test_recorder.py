@@ -13,8 +13,11 @@ import pytest
 from bnorder.config import TrialConfig
 from bnorder.errors import ConfigError
 from bnorder.results import load
-from bnorder.results.store import read_epochs
-from bnorder.tune.recorder import EPOCH_PARTS_ENV, ResultsRecorder, epoch_parts_every_s
+from bnorder.results.store import EPOCH_PARTS_ENV, epoch_parts_every_s, read_epochs
+from bnorder.sweep.plan import make_plan
+from bnorder.sweep.spec import load_sweep
+from bnorder.tune.recorder import ResultsRecorder
+from bnorder.tune.runner import run_sweep
 from bnorder.tune.trainable import EARLIER_EPOCHS
 
 ARM = "synthetic/mlp/d1/case1"
@@ -116,3 +119,13 @@ def test_a_bad_period_names_the_variable(monkeypatch: pytest.MonkeyPatch, value:
     monkeypatch.setenv(EPOCH_PARTS_ENV, value)
     with pytest.raises(ConfigError, match=rf"^{EPOCH_PARTS_ENV}: must be a number of seconds"):
         epoch_parts_every_s()
+
+
+def test_a_bad_period_stops_a_sweep_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(EPOCH_PARTS_ENV, "soon")
+    spec, text = load_sweep(Path("sweeps/smoke.yaml"))
+    with pytest.raises(ConfigError, match=EPOCH_PARTS_ENV):
+        run_sweep(make_plan(spec), text, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # no sweep.yaml that a rerun would refuse
